@@ -1,0 +1,252 @@
+"""SQLModel tables. Timestamps are timezone-aware UTC; money is USD as float."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(index: bool = False, nullable: bool = False) -> Any:
+    return Field(
+        default_factory=utcnow if not nullable else None,
+        sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)
+    name: str = Field(default="", max_length=200)
+    password_hash: str | None = Field(default=None, max_length=200)
+    role: str = Field(default="viewer", max_length=20)
+    is_active: bool = True
+    oidc_issuer: str | None = Field(default=None, max_length=500)
+    oidc_subject: str | None = Field(default=None, max_length=255)
+    created_at: datetime = _ts()
+
+
+class Team(SQLModel, table=True):
+    __tablename__ = "teams"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    created_at: datetime = _ts()
+
+
+class Membership(SQLModel, table=True):
+    __tablename__ = "memberships"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    team_id: int = Field(foreign_key="teams.id", primary_key=True, ondelete="CASCADE")
+    role: str = Field(default="member", max_length=20)
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser; the cookie holds the token, the table only its hash."""
+
+    __tablename__ = "sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+    client_ip: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+
+
+class Provider(SQLModel, table=True):
+    """An upstream account: kind, base URL and an encrypted credential."""
+
+    __tablename__ = "providers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    kind: str = Field(default="openai", max_length=40)
+    api_base: str = Field(max_length=1000)
+    api_key_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+
+
+class Deployment(SQLModel, table=True):
+    """One model served by one provider; aliases route to deployments."""
+
+    __tablename__ = "deployments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    provider_id: int = Field(foreign_key="providers.id", index=True, ondelete="CASCADE")
+    model: str = Field(max_length=300)
+    enabled: bool = True
+    max_concurrency: int | None = None
+    created_at: datetime = _ts()
+
+
+class ModelAlias(SQLModel, table=True):
+    """The public model name clients ask for."""
+
+    __tablename__ = "model_aliases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alias: str = Field(unique=True, max_length=300)
+    strategy: str = Field(default="weighted", max_length=40)
+    created_at: datetime = _ts()
+
+
+class AliasDeployment(SQLModel, table=True):
+    __tablename__ = "alias_deployments"
+
+    alias_id: int = Field(foreign_key="model_aliases.id", primary_key=True, ondelete="CASCADE")
+    deployment_id: int = Field(foreign_key="deployments.id", primary_key=True, ondelete="CASCADE")
+    weight: int = Field(default=1, ge=0)
+
+
+class ModelPrice(SQLModel, table=True):
+    """USD per million tokens for one upstream model name."""
+
+    __tablename__ = "model_prices"
+
+    model: str = Field(primary_key=True, max_length=300)
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    cached_input_per_mtok: float = 0.0
+    updated_at: datetime = _ts()
+
+
+class VirtualKey(SQLModel, table=True):
+    """A gateway key. Only the SHA-256 of the secret and a short display prefix are kept."""
+
+    __tablename__ = "virtual_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(unique=True, index=True, max_length=64)
+    prefix: str = Field(max_length=32)
+    name: str = Field(default="", max_length=200)
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    team_id: int | None = Field(default=None, foreign_key="teams.id", ondelete="SET NULL")
+    allowed_aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    expires_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class RequestLog(SQLModel, table=True):
+    """One row per gateway call, written in batches by the log writer."""
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_alias_created", "alias", "created_at"),
+        Index("ix_requests_key_created", "key_id", "created_at"),
+        Index("ix_requests_status_created", "status", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    created_at: datetime = _ts(index=True)
+    endpoint: str = Field(max_length=100)
+    alias: str = Field(default="", max_length=300)
+    model: str = Field(default="", max_length=300)
+    deployment_id: int | None = None
+    key_id: int | None = None
+    user_id: int | None = None
+    team_id: int | None = None
+    status_code: int = 200
+    status: str = Field(default="ok", max_length=20)
+    error_type: str | None = Field(default=None, max_length=100)
+    error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttfb_ms: float | None = None
+    request_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    client_ip: str = Field(default="", max_length=64)
+
+
+class Span(SQLModel, table=True):
+    """One timed step of a request (auth, routing, upstream attempt, ...)."""
+
+    __tablename__ = "spans"
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(index=True, max_length=36)
+    name: str = Field(max_length=100)
+    start_ms: float = 0.0
+    duration_ms: float = 0.0
+    status: str = Field(default="ok", max_length=20)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class UsageMinute(SQLModel, table=True):
+    """Per-minute rollup by alias, deployment, key and team; dashboards read this, not `requests`.
+
+    Empty dimensions are stored as "" / 0 so the unique key works on every database.
+    `latency_hist` counts requests per bucket of `LATENCY_BUCKETS_MS` for percentiles.
+    """
+
+    __tablename__ = "usage_minutes"
+    __table_args__ = (UniqueConstraint("bucket", "alias", "deployment_id", "key_id", "team_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: datetime = _ts(index=True)
+    alias: str = Field(default="", max_length=300)
+    deployment_id: int = 0
+    key_id: int = 0
+    team_id: int = 0
+    user_id: int = 0
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms_sum: float = 0.0
+    ttfb_ms_sum: float = 0.0
+    latency_hist: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who changed what, with before and after (secrets masked)."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _ts(index=True)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=100)
+    target_type: str = Field(max_length=100)
+    target_id: str = Field(default="", max_length=100)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    750,
+    1000,
+    1500,
+    2000,
+    3000,
+    5000,
+    7500,
+    10000,
+    20000,
+    60000,
+)

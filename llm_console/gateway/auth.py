@@ -1,0 +1,92 @@
+"""Virtual-key authentication: shape check, SHA-256, then a short-TTL in-memory cache over the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.datastructures import Headers
+
+from llm_console.gateway.errors import GatewayError, unauthorized
+from llm_console.services.keys import hash_key, looks_like_key
+
+NEGATIVE_TTL_S = 2.0
+MAX_ENTRIES = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: int
+    user_id: int | None
+    team_id: int | None
+    allowed_aliases: frozenset[str]
+    expires_at: float | None
+    revoked: bool
+
+    def may_use(self, alias: str) -> bool:
+        return not self.allowed_aliases or alias in self.allowed_aliases
+
+
+def bearer_token(headers: Headers) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+    return headers.get("x-api-key")
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+class KeyCache:
+    """Maps key hash -> KeyInfo (or a remembered miss) for `ttl` seconds."""
+
+    def __init__(self, lookup: Callable[[str], KeyInfo | None], ttl: float) -> None:
+        self._lookup = lookup
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
+
+    def invalidate(self) -> None:
+        self._entries.clear()
+
+    async def get(self, key_hash: str) -> KeyInfo | None:
+        now = time.monotonic()
+        hit = self._entries.get(key_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        info = await asyncio.to_thread(self._lookup, key_hash)
+        if self._ttl > 0:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            ttl = self._ttl if info is not None else min(self._ttl, NEGATIVE_TTL_S)
+            self._entries[key_hash] = (now + ttl, info)
+        return info
+
+    async def authenticate(self, headers: Headers) -> KeyInfo:
+        """The valid key for these headers, else a 401 GatewayError (same message for every cause)."""
+        token = bearer_token(headers)
+        if not token:
+            raise unauthorized("Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key'.")
+        if not looks_like_key(token):
+            raise unauthorized()
+        info = await self.get(hash_key(token))
+        if info is None or info.revoked:
+            raise unauthorized()
+        if info.expires_at is not None and info.expires_at <= time.time():
+            raise GatewayError(401, "This API key has expired.", type="authentication_error", code="expired_api_key")
+        return info
+
+
+def key_info_from_row(row: object) -> KeyInfo:
+    return KeyInfo(
+        id=row.id,  # type: ignore[attr-defined]
+        user_id=row.user_id,  # type: ignore[attr-defined]
+        team_id=row.team_id,  # type: ignore[attr-defined]
+        allowed_aliases=frozenset(row.allowed_aliases or ()),  # type: ignore[attr-defined]
+        expires_at=_epoch(row.expires_at),  # type: ignore[attr-defined]
+        revoked=row.revoked_at is not None,  # type: ignore[attr-defined]
+    )

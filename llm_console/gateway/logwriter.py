@@ -1,0 +1,173 @@
+"""Bounded, batched log writer. The hot path only does `submit()`; rows reach the DB in batches.
+
+When the database is away, batches are retried with backoff and, if the queue fills up meanwhile,
+spilled to JSONL files under the spool folder, which are replayed once the database is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from llm_console.db.logstore import existing_ids, write_batch
+from llm_console.gateway.records import LogRecord
+
+log = logging.getLogger("llm_console.gateway.logwriter")
+MAX_BACKOFF_S = 5.0
+
+
+class LogWriter:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        spool_dir: Path,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.5,
+        writer: Callable[[Engine, Sequence[LogRecord]], None] = write_batch,
+    ) -> None:
+        self._engine = engine
+        self._spool_dir = spool_dir
+        self._queue: asyncio.Queue[LogRecord] = asyncio.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._interval = flush_interval_s
+        self._write = writer
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[Sequence[LogRecord]], None]] = []
+        self._inflight = False
+        self.written = 0
+        self.spilled = 0
+
+    def submit(self, record: LogRecord) -> None:
+        """Never blocks and never raises: a full queue spills the record to disk."""
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self._spill([record])
+
+    def on_written(self, listener: Callable[[Sequence[LogRecord]], None]) -> None:
+        """Call `listener(batch)` after each batch is committed (used for live updates)."""
+        self._listeners.append(listener)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def start(self) -> None:
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._run(), name="llmc-log-writer")
+
+    async def stop(self) -> None:
+        """Drain everything queued; what cannot be written now is spilled to disk."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        batch = self._drain_nowait(10**9)
+        if batch:
+            try:
+                await asyncio.to_thread(self._write, self._engine, batch)
+                self._notify(batch)
+            except Exception:
+                log.exception("log writer: database unavailable at shutdown; spilling %d rows", len(batch))
+                self._spill(batch)
+
+    async def flush(self) -> None:
+        """Wait until everything submitted so far has been written (tests, shutdown)."""
+        while self._queue.qsize() or self._inflight:  # noqa: ASYNC110 (a test and shutdown helper)
+            await asyncio.sleep(0.01)
+
+    def _drain_nowait(self, limit: int) -> list[LogRecord]:
+        out: list[LogRecord] = []
+        while len(out) < limit:
+            try:
+                out.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return out
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        await self._replay_spool()
+        while True:
+            first = await self._queue.get()
+            self._inflight = True
+            deadline = time.monotonic() + self._interval
+            batch = [first]
+            while len(batch) < self._batch_size:
+                batch += self._drain_nowait(self._batch_size - len(batch))
+                remaining = deadline - time.monotonic()
+                if len(batch) >= self._batch_size or remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            while True:
+                try:
+                    await asyncio.to_thread(self._write, self._engine, batch)
+                    self.written += len(batch)
+                    self._notify(batch)
+                    if backoff > 0.1:
+                        backoff = 0.1
+                        await self._replay_spool()
+                    break
+                except asyncio.CancelledError:
+                    self._spill(batch)
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "log writer: write of %d rows failed (%s); retrying in %.1fs",
+                        len(batch),
+                        type(exc).__name__,
+                        backoff,
+                    )
+                    if self._queue.full():
+                        self._spill(batch)
+                        break
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+            self._inflight = False
+
+    def _notify(self, batch: Sequence[LogRecord]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(batch)
+            except Exception:
+                log.exception("log writer listener failed")
+
+    def _spill(self, records: Sequence[LogRecord]) -> None:
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self._spool_dir / f"{time.time_ns()}-{os.getpid()}.jsonl"
+        with path.open("ab") as fh:
+            for r in records:
+                fh.write(orjson.dumps(r.to_json()) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.spilled += len(records)
+
+    async def _replay_spool(self) -> None:
+        for path in sorted(self._spool_dir.glob("*.jsonl")):
+            try:
+                records = [LogRecord.from_json(orjson.loads(line)) for line in path.read_bytes().splitlines() if line]
+                done = await asyncio.to_thread(existing_ids, self._engine, [r.id for r in records])
+                todo = [r for r in records if r.id not in done]
+                for i in range(0, len(todo), self._batch_size):
+                    chunk = todo[i : i + self._batch_size]
+                    await asyncio.to_thread(self._write, self._engine, chunk)
+                    self._notify(chunk)
+                path.unlink()
+                log.info("log writer: replayed %d spooled rows from %s", len(todo), path.name)
+            except Exception as exc:
+                log.warning("log writer: spool replay deferred (%s)", type(exc).__name__)
+                return

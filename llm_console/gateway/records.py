@@ -1,0 +1,63 @@
+"""What the hot path hands to the log writer: plain dataclasses, no ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    name: str
+    start_ms: float
+    duration_ms: float
+    status: str = "ok"
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LogRecord:
+    """One gateway call, as it will be stored in `requests` (+ `spans`, + the minute rollup)."""
+
+    id: str
+    created_at: datetime
+    endpoint: str
+    alias: str = ""
+    model: str = ""
+    deployment_id: int | None = None
+    key_id: int | None = None
+    user_id: int | None = None
+    team_id: int | None = None
+    status_code: int = 200
+    status: str = "ok"
+    error_type: str | None = None
+    error_message: str | None = None
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttfb_ms: float | None = None
+    request_body: str | None = None
+    response_body: str | None = None
+    client_ip: str = ""
+    spans: list[SpanRecord] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("spans")
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LogRecord:
+        data = dict(data)
+        data["created_at"] = datetime.fromisoformat(data["created_at"])
+        data["spans"] = [SpanRecord(**s) for s in data.get("spans", [])]
+        return cls(**data)

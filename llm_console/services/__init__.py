@@ -1,0 +1,1 @@
+"""Application services: the only place that changes configuration (and audits it)."""

@@ -1,0 +1,87 @@
+"""Application settings, read from `LLMC_*` environment variables (and a `.env` file).
+
+Every field is documented in docs/settings.md; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "placeholder", "dev", "test"})
+SECRET_KEY_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    """Every knob the console and the gateway read at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMC_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "prod"] = "prod"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    admin_email: str = "admin@localhost"
+    admin_password: SecretStr | None = None
+    demo: bool = False
+    demo_upstream_port: int = 8001
+    demo_traffic_rate: float = 0.5
+    port: int = 3000
+    max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    log_body_max_bytes: int = Field(default=16 * 1024, ge=0)
+    log_queue_size: int = Field(default=10_000, ge=10)
+    log_batch_size: int = Field(default=500, ge=1)
+    log_flush_interval_s: float = Field(default=0.5, gt=0)
+    key_cache_ttl_s: float = Field(default=10.0, ge=0)
+    route_refresh_interval_s: float = Field(default=5.0, gt=0)
+    upstream_connect_timeout_s: float = Field(default=5.0, gt=0)
+    upstream_timeout_s: float = Field(default=600.0, gt=0)
+    session_ttl_hours: float = Field(default=12.0, gt=0)
+    cookie_secure: bool = False
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'llm_console.db').as_posix()}"
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value()
+            if self.env != "dev" and (value.lower() in PLACEHOLDER_SECRETS or len(value) < 16):
+                raise ValueError(
+                    "LLMC_SECRET_KEY is a placeholder or shorter than 16 characters; "
+                    "unset it to have one generated, or set a real random value"
+                )
+        return self
+
+    def resolved_secret_key(self) -> str:
+        """The secret key: the configured one, else one generated once and kept under data_dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / SECRET_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race; use its key
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` instead)."""
+    return Settings()
