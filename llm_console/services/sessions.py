@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
@@ -65,3 +67,30 @@ def end_session(engine: Engine, token: str | None) -> None:
     with session(engine) as s:
         s.exec(delete(ConsoleSession).where(ConsoleSession.token_hash == sha256_hex(token)))  # type: ignore[call-overload]
         s.commit()
+
+
+class SessionCache:
+    """Resolves cookie tokens with a few seconds of memory, so every UI event is not a DB query."""
+
+    TTL_S = 5.0
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._entries: dict[str, tuple[float, SessionUser | None]] = {}
+
+    async def resolve(self, token: str | None) -> SessionUser | None:
+        if not token:
+            return None
+        now = time.monotonic()
+        hit = self._entries.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        user = await asyncio.to_thread(resolve, self._engine, token)
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[token] = (now + self.TTL_S, user)
+        return user
+
+    def forget(self, token: str | None) -> None:
+        if token:
+            self._entries.pop(token, None)

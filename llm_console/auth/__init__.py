@@ -1,0 +1,1 @@
+"""Console sign-in: local accounts, server-side sessions, the event guard."""

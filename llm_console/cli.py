@@ -1,0 +1,223 @@
+"""`llm-console`: run the console, the gateway alone, migrations and admin tasks."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from llm_console.settings import Settings
+
+
+class CliError(Exception):
+    """Printed as one line, exit status 2."""
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"invalid setting {where or ''}: {first['msg']}".replace("  ", " ")) from None
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from llm_console.db.engine import make_engine
+
+    return make_engine(settings.database_url)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from llm_console.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    print(f"database is up to date ({_redact_url(settings.database_url)})")
+
+
+def cmd_create_admin(args: argparse.Namespace) -> None:
+    from llm_console.services.users import UserError, create_user
+
+    settings = _settings()
+    password = os.environ.get(args.password_env) if args.password_env else None
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CliError("no password: set --password-env VAR or run in a terminal to be prompted")
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CliError("passwords do not match")
+    try:
+        user = create_user(
+            _engine(settings), email=args.email, password=password, role=args.role, actor="cli", name=args.name or ""
+        )
+    except UserError as exc:
+        raise CliError(str(exc)) from None
+    print(f"created {user.role} {user.email}")
+
+
+def cmd_add_deployment(args: argparse.Namespace) -> None:
+    from llm_console.crypto import SecretBox
+    from llm_console.services.deployments import ConfigError, add_deployment
+
+    settings = _settings()
+    api_key: str | None = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise CliError(f"environment variable {args.api_key_env} is not set or empty")
+    elif args.prompt_api_key:
+        api_key = getpass.getpass("Provider API key: ") or None
+    try:
+        dep = add_deployment(
+            _engine(settings),
+            SecretBox(settings.resolved_secret_key()),
+            alias=args.alias,
+            base_url=args.base_url,
+            model=args.model,
+            kind=args.kind,
+            api_key=api_key,
+            weight=args.weight,
+            actor="cli",
+        )
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(f"alias {args.alias} -> deployment {dep.name} (id {dep.id})" + (" with an API key" if api_key else ""))
+
+
+def cmd_create_key(args: argparse.Namespace) -> None:
+    from llm_console.services.keys import create_key
+
+    settings = _settings()
+    expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
+    aliases = [a.strip() for a in args.models.split(",") if a.strip()] if args.models else []
+    minted = create_key(_engine(settings), name=args.name, actor="cli", allowed_aliases=aliases, expires_at=expires)
+    print(minted.secret)
+    print(f"key {minted.prefix}... (id {minted.id}) created; it is shown only this once", file=sys.stderr)
+
+
+def cmd_gateway(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = _settings()
+    if args.migrate:
+        from llm_console.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+    uvicorn.run(
+        "llm_console.gateway.asgi:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def cmd_demo_traffic(args: argparse.Namespace) -> None:
+    from llm_console.demo import traffic
+
+    argv = ["--base-url", args.base_url, "--rate", str(args.rate)]
+    if args.count:
+        argv += ["--count", str(args.count)]
+    if args.models:
+        argv += ["--models", args.models]
+    if not os.environ.get("LLMC_DEMO_API_KEY"):
+        raise CliError("set LLMC_DEMO_API_KEY to a gateway key (see `llm-console create-key`)")
+    traffic.main(argv)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from llm_console.launcher import run_console
+
+    run_console(_settings(), demo=args.demo, port=args.port)
+
+
+def _redact_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llm-console", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    sp = add("run", cmd_run, "Migrate, then serve the console and the gateway together on one port.")
+    sp.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="also start the upstream simulator and gentle demo traffic (or LLMC_DEMO=1)",
+    )
+    sp.add_argument("--port", type=int, default=None, help="port for console and gateway (default LLMC_PORT, 3000)")
+
+    sp = add("gateway", cmd_gateway, "Serve only the gateway API (production traffic, many workers).")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=4000)
+    sp.add_argument("--workers", type=int, default=1)
+    sp.add_argument("--migrate", action="store_true", help="run migrations before starting")
+
+    add("migrate", cmd_migrate, "Apply database migrations (Alembic) up to the latest.")
+
+    sp = add("create-admin", cmd_create_admin, "Create a local console user (admin by default).")
+    sp.add_argument("email")
+    sp.add_argument("--name")
+    sp.add_argument("--role", default="admin", choices=["admin", "operator", "member", "viewer"])
+    sp.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
+
+    sp = add("add-deployment", cmd_add_deployment, "Route a model alias to an OpenAI-compatible deployment.")
+    sp.add_argument("alias", help="the model name clients will ask for")
+    sp.add_argument("base_url", help="e.g. http://10.0.0.5:8000/v1")
+    sp.add_argument("--model", help="the upstream's model name (default: the alias)")
+    sp.add_argument("--kind", default="openai", help="provider kind (openai: any OpenAI-compatible server)")
+    sp.add_argument("--weight", type=int, default=1)
+    key = sp.add_mutually_exclusive_group()
+    key.add_argument("--api-key-env", metavar="VAR", help="read the provider API key from this environment variable")
+    key.add_argument("--prompt-api-key", action="store_true", help="prompt for the provider API key")
+
+    sp = add("create-key", cmd_create_key, "Mint a virtual key; it is printed once.")
+    sp.add_argument("--name", default="")
+    sp.add_argument("--models", help="comma-separated aliases the key may use (default: all)")
+    sp.add_argument("--expires-days", type=float)
+
+    sp = add("demo-traffic", cmd_demo_traffic, "Send gentle, realistic traffic through a gateway.")
+    sp.add_argument("--base-url", default="http://127.0.0.1:3000")
+    sp.add_argument("--rate", type=float, default=0.5, help="requests per second")
+    sp.add_argument("--count", type=int, help="stop after this many requests")
+    sp.add_argument("--models", help="comma-separated aliases (default: all the key may use)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except CliError as exc:
+        print(f"llm-console: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one readable line, never a traceback
+        print(
+            f"llm-console: error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Reusable page pieces: the shell, cards, charts, tables."""

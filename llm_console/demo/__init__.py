@@ -1,0 +1,1 @@
+"""Demo traffic that makes the console look alive."""

@@ -1,0 +1,28 @@
+"""The Reflex app: theme, pages, the gateway mounted on the same port, the event guard, lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import reflex as rx
+
+from llm_console import pages  # noqa: F401  (registers the pages)
+from llm_console.auth.guard import AuthMiddleware
+from llm_console.auth.routes import AUTH_ROUTES
+from llm_console.gateway import create_gateway
+from llm_console.services.context import get_context
+
+
+@contextlib.asynccontextmanager
+async def gateway_lifespan() -> AsyncIterator[None]:
+    """Mounted apps' own lifespans are not run by Reflex; the gateway's runs here."""
+    async with get_context().runtime.lifespan():
+        yield
+
+
+app = rx.App(
+    api_transformer=create_gateway(runtime=get_context().runtime, standalone=False, extra_routes=AUTH_ROUTES),
+)
+app.register_lifespan_task(gateway_lifespan)
+app.add_middleware(AuthMiddleware())

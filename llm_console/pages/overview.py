@@ -1,0 +1,73 @@
+"""Overview: the last 24 hours at a glance, live."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from llm_console import routes
+from llm_console.components.layout import console_page
+from llm_console.components.widgets import requests_chart, stat_card, status_badge
+from llm_console.state.overview import OverviewState
+
+COLUMNS = ["Time", "Model", "Status", "Code", "Mode", "Tokens", "Cost", "Latency"]
+
+
+def latest_table() -> rx.Component:
+    return rx.table.root(
+        rx.table.header(rx.table.row(*[rx.table.column_header_cell(c) for c in COLUMNS])),
+        rx.table.body(
+            rx.foreach(
+                OverviewState.latest,
+                lambda r: rx.table.row(
+                    rx.table.cell(r["time"]),
+                    rx.table.cell(r["model"]),
+                    rx.table.cell(status_badge(r["status"])),
+                    rx.table.cell(r["code"]),
+                    rx.table.cell(r["mode"]),
+                    rx.table.cell(r["tokens"]),
+                    rx.table.cell(r["cost"]),
+                    rx.table.cell(r["latency"]),
+                ),
+            )
+        ),
+        variant="surface",
+        size="1",
+        width="100%",
+    )
+
+
+@console_page(routes.OVERVIEW, "Overview", on_load=[OverviewState.load])
+def overview() -> rx.Component:
+    return rx.vstack(
+        rx.flex(rx.foreach(OverviewState.cards, stat_card), gap="12px", wrap="wrap", width="100%", id="overview-cards"),
+        rx.card(
+            rx.vstack(
+                rx.hstack(
+                    rx.heading("Requests per minute (last hour)", size="3", as_="h2"),
+                    rx.spacer(),
+                    rx.text("updated ", OverviewState.as_of, size="1", color=rx.color("gray", 11)),
+                    width="100%",
+                ),
+                requests_chart(OverviewState.chart),
+                width="100%",
+            ),
+            width="100%",
+        ),
+        rx.card(
+            rx.vstack(
+                rx.heading("Latest requests", size="3", as_="h2"),
+                rx.cond(
+                    OverviewState.latest.length() > 0,
+                    rx.box(latest_table(), overflow_x="auto", width="100%"),
+                    rx.text(
+                        "No requests yet. Point an OpenAI SDK at this server's /v1 with a virtual key.",
+                        color=rx.color("gray", 11),
+                    ),
+                ),
+                width="100%",
+            ),
+            width="100%",
+        ),
+        spacing="4",
+        width="100%",
+    )

@@ -1,0 +1,1 @@
+"""Thin Reflex states: one service call per event, no SQL or HTTP here."""
