@@ -9,12 +9,13 @@ def stat_card(card: rx.Var) -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.text(card["label"], size="2", color=rx.color("gray", 11)),
-            rx.text(card["value"], size="7", weight="bold"),
+            rx.text(card["value"], size="7", weight="bold", class_name="stat-value"),
             rx.text(card["hint"], size="1", color=rx.color("gray", 11)),
             spacing="1",
         ),
         min_width="170px",
         flex="1",
+        custom_attrs={"data-stat": card["label"]},
     )
 
 
