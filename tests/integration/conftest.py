@@ -24,36 +24,30 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("sim") / "simulator.log"
-    proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "llm_console.simulator",
-            "--port",
-            str(port),
-            "--ttft-ms",
-            "5",
-            "--tps",
-            "2000",
-            "--seed",
-            "7",
-        ],
-        cli_env(log.parent),
-        log,
-    )
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """Two simulators: a fast one, and a slow one (25 tokens/s) for checking that streams are not buffered."""
+    logs = tmp_path_factory.mktemp("sim")
+    procs, urls = [], []
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", 30, proc)
-        yield f"http://127.0.0.1:{port}/v1"
+        for name, tps in (("fast", "2000"), ("slow", "25")):
+            port = free_port()
+            args = ["--port", str(port), "--ttft-ms", "5", "--tps", tps, "--seed", "7"]
+            procs.append(spawn([sys.executable, "-m", "llm_console.simulator", *args], cli_env(logs), logs / name))
+            wait_http(f"http://127.0.0.1:{port}/health", 30, procs[-1])
+            urls.append(f"http://127.0.0.1:{port}/v1")
+        yield urls[0], urls[1]
     finally:
-        stop(proc)
+        for proc in procs:
+            stop(proc)
 
 
-def start_gateway(data_dir: Path, simulator_url: str, **settings: str) -> tuple[Stack, object]:
+def start_gateway(data_dir: Path, simulators: tuple[str, str], **settings: str) -> tuple[Stack, object]:
     env = cli_env(data_dir, LLMC_ENV="dev", LLMC_KEY_CACHE_TTL_S="0", LLMC_LOG_FLUSH_INTERVAL_S="0.1", **settings)
-    for args in (["migrate"], ["add-deployment", "chat", simulator_url, "--model", UPSTREAM_MODEL]):
+    for args in (
+        ["migrate"],
+        ["add-deployment", "chat", simulators[0], "--model", UPSTREAM_MODEL],
+        ["add-deployment", "slow", simulators[1], "--model", UPSTREAM_MODEL],
+    ):
         done = run_cli(env, *args)
         assert done.returncode == 0, done.stderr
     minted = run_cli(env, "create-key", "--name", "integration")
@@ -69,7 +63,7 @@ def start_gateway(data_dir: Path, simulator_url: str, **settings: str) -> tuple[
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def gateway(
-    request: pytest.FixtureRequest, simulator: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, simulator: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp(f"gw-{request.param}")
     extra: dict[str, str] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import openai
@@ -72,6 +73,23 @@ def test_streaming_usage_is_captured_though_the_client_did_not_ask(gateway: Stac
     assert sum(m.requests for m in minutes) >= 1
 
 
+def test_stream_chunks_arrive_as_the_upstream_produces_them(gateway: Stack) -> None:
+    """At 25 tokens/s upstream, a buffering gateway would deliver everything at the end in one burst."""
+    arrivals: list[float] = []
+    with client(gateway) as c:
+        start = time.perf_counter()
+        for chunk in c.chat.completions.create(
+            model="slow", messages=[{"role": "user", "content": "Tell me a story."}], max_tokens=40, stream=True
+        ):
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrivals.append(time.perf_counter() - start)
+    assert len(arrivals) >= 8
+    spread = arrivals[-1] - arrivals[0]
+    assert spread > 0.2, f"chunks arrived in a burst ({spread:.3f}s apart)"
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert sorted(gaps)[len(gaps) // 2] > 0.01, "median inter-chunk gap too small: the stream was buffered"
+
+
 def test_streaming_with_usage_requested_passes_it_on(gateway: Stack) -> None:
     with client(gateway) as c:
         chunks = list(
@@ -88,7 +106,7 @@ def test_streaming_with_usage_requested_passes_it_on(gateway: Stack) -> None:
 
 def test_models_lists_the_alias(gateway: Stack) -> None:
     with client(gateway) as c:
-        assert [m.id for m in c.models.list()] == ["chat"]
+        assert sorted(m.id for m in c.models.list()) == ["chat", "slow"]
 
 
 def test_unknown_model_and_bad_input_get_openai_errors(gateway: Stack) -> None:
