@@ -49,6 +49,7 @@ class KeyCache:
         self._lookup = lookup
         self._ttl = ttl
         self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._pending: dict[str, asyncio.Future[KeyInfo | None]] = {}
 
     def invalidate(self) -> None:
         self._entries.clear()
@@ -58,7 +59,15 @@ class KeyCache:
         hit = self._entries.get(key_hash)
         if hit is not None and hit[0] > now:
             return hit[1]
-        info = await asyncio.to_thread(self._lookup, key_hash)
+        pending = self._pending.get(key_hash)
+        if pending is not None:  # a lookup for this key is already running: share it
+            return await asyncio.shield(pending)
+        task = asyncio.ensure_future(asyncio.to_thread(self._lookup, key_hash))
+        self._pending[key_hash] = task
+        try:
+            info = await asyncio.shield(task)
+        finally:
+            self._pending.pop(key_hash, None)
         if self._ttl > 0:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
