@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from llm_console.db.models import LATENCY_BUCKETS_MS, RequestLog, Span, UsageMinute
-from llm_console.gateway.records import LogRecord
+from llm_console.db.records import LogRecord
 
 RollupKey = tuple[datetime, str, int, int, int, int]
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from starlette.datastructures import Headers
 
@@ -39,7 +39,10 @@ def bearer_token(headers: Headers) -> str | None:
 
 
 def _epoch(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
+    """SQLite hands datetimes back without a zone; they are stored as UTC."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 class KeyCache:

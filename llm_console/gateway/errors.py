@@ -72,9 +72,10 @@ async def not_found_handler(request: Request, _exc: Exception) -> Response:
     return GatewayError(404, f"Unknown path {request.url.path[:200]}", code="not_found").response()
 
 
-async def method_not_allowed_handler(request: Request, _exc: Exception) -> Response:
+async def method_not_allowed_handler(request: Request, exc: Exception) -> Response:
+    allow = dict(getattr(exc, "headers", None) or {})  # Starlette puts the Allow header here
     return GatewayError(
-        405, f"{request.method} is not allowed on {request.url.path[:200]}", code="method_not_allowed"
+        405, f"{request.method} is not allowed on {request.url.path[:200]}", code="method_not_allowed", headers=allow
     ).response()
 
 

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from llm_console.db.records import LogRecord, SpanRecord
 from llm_console.gateway.body import parse_json_object, read_body, validation_error
 from llm_console.gateway.errors import GatewayError, model_not_allowed, model_not_found, upstream_error
 from llm_console.gateway.pricing import Usage, cost_usd
-from llm_console.gateway.records import LogRecord, SpanRecord
 from llm_console.gateway.routing import Target
 from llm_console.gateway.runtime import GatewayRuntime
 from llm_console.gateway.schemas import ChatCompletionRequest
@@ -90,12 +90,12 @@ async def chat_completions(request: Request) -> Response:
         rec.spans.append(
             SpanRecord("route", _ms(t0, t_auth), _ms(t_auth, t_route), attributes={"deployment": target.deployment})
         )
-        upstream_req = rt.upstream.build_request(target, "/chat/completions", orjson.dumps(data))
         try:
+            upstream_req = rt.upstream.build_request(target, "/chat/completions", orjson.dumps(data))
             resp = await rt.upstream.send(target, upstream_req, stream=True)
         except httpx.TimeoutException as exc:
             raise upstream_error(504, "The upstream did not answer in time.", "upstream_timeout") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise upstream_error(502, "The upstream could not be reached.", "upstream_unavailable") from exc
         t_head = time.perf_counter()
         rec.spans.append(

@@ -18,10 +18,12 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from llm_console.db.logstore import existing_ids, write_batch
-from llm_console.gateway.records import LogRecord
+from llm_console.db.records import LogRecord
 
 log = logging.getLogger("llm_console.gateway.logwriter")
 MAX_BACKOFF_S = 5.0
+STOP_WRITE_GRACE_S = 10.0
+REPLAY_CHECK_S = 5.0
 
 
 class LogWriter:
@@ -43,12 +45,15 @@ class LogWriter:
         self._write = writer
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[Sequence[LogRecord]], None]] = []
-        self._inflight = False
+        self._batch: list[LogRecord] = []
+        self._writing = False
+        self.submitted = 0
         self.written = 0
         self.spilled = 0
 
     def submit(self, record: LogRecord) -> None:
         """Never blocks and never raises: a full queue spills the record to disk."""
+        self.submitted += 1
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
@@ -67,24 +72,29 @@ class LogWriter:
         self._task = asyncio.create_task(self._run(), name="llmc-log-writer")
 
     async def stop(self) -> None:
-        """Drain everything queued; what cannot be written now is spilled to disk."""
+        """Write everything taken or queued; what cannot be written now is spilled to disk."""
         if self._task is not None:
+            deadline = time.monotonic() + STOP_WRITE_GRACE_S
+            while self._writing and time.monotonic() < deadline:  # noqa: ASYNC110 (let a commit finish)
+                await asyncio.sleep(0.01)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        batch = self._drain_nowait(10**9)
+        batch, self._batch = self._batch + self._drain_nowait(10**9), []
         if batch:
             try:
                 await asyncio.to_thread(self._write, self._engine, batch)
+                self.written += len(batch)
                 self._notify(batch)
             except Exception:
-                log.exception("log writer: database unavailable at shutdown; spilling %d rows", len(batch))
+                log.warning("log writer: database unavailable at shutdown; spilling %d rows", len(batch))
                 self._spill(batch)
 
     async def flush(self) -> None:
         """Wait until everything submitted so far has been written (tests, shutdown)."""
-        while self._queue.qsize() or self._inflight:  # noqa: ASYNC110 (a test and shutdown helper)
+        target = self.submitted
+        while self.written + self.spilled < target:  # noqa: ASYNC110 (a test and shutdown helper)
             await asyncio.sleep(0.01)
 
     def _drain_nowait(self, limit: int) -> list[LogRecord]:
@@ -96,48 +106,66 @@ class LogWriter:
                 break
         return out
 
+    async def _collect(self) -> bool:
+        """Fill `self._batch` until it is full or the flush interval has passed since its first row.
+
+        Returns False when nothing arrived within REPLAY_CHECK_S (a chance to replay the spool).
+        """
+        # asyncio.timeout, not wait_for: cancelling a wait_for around Queue.get can hang on Python 3.11.
+        try:
+            async with asyncio.timeout(REPLAY_CHECK_S):
+                self._batch.append(await self._queue.get())
+        except TimeoutError:
+            return False
+        deadline = time.monotonic() + self._interval
+        while len(self._batch) < self._batch_size:
+            self._batch += self._drain_nowait(self._batch_size - len(self._batch))
+            remaining = deadline - time.monotonic()
+            if len(self._batch) >= self._batch_size or remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    self._batch.append(await self._queue.get())
+            except TimeoutError:
+                break
+        return True
+
+    async def _write_batch(self) -> bool:
+        """One attempt; the batch stays in `self._batch` (where stop() finds it) until it is committed."""
+        self._writing = True
+        try:
+            await asyncio.to_thread(self._write, self._engine, self._batch)
+        except Exception as exc:
+            log.warning("log writer: write of %d rows failed (%s)", len(self._batch), type(exc).__name__)
+            return False
+        finally:
+            self._writing = False
+        batch, self._batch = self._batch, []
+        self.written += len(batch)
+        self._notify(batch)
+        return True
+
     async def _run(self) -> None:
-        backoff = 0.1
-        await self._replay_spool()
+        replay_due = not await self._replay_spool()
         while True:
-            first = await self._queue.get()
-            self._inflight = True
-            deadline = time.monotonic() + self._interval
-            batch = [first]
-            while len(batch) < self._batch_size:
-                batch += self._drain_nowait(self._batch_size - len(batch))
-                remaining = deadline - time.monotonic()
-                if len(batch) >= self._batch_size or remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
-            while True:
-                try:
-                    await asyncio.to_thread(self._write, self._engine, batch)
-                    self.written += len(batch)
-                    self._notify(batch)
-                    if backoff > 0.1:
-                        backoff = 0.1
-                        await self._replay_spool()
-                    break
-                except asyncio.CancelledError:
+            if not await self._collect():
+                if replay_due or self._spool_has_files():
+                    replay_due = not await self._replay_spool()
+                continue
+            backoff = 0.1
+            while not await self._write_batch():
+                replay_due = True
+                if self._queue.full():  # the database is away and rows keep coming: keep them on disk
+                    batch, self._batch = self._batch, []
                     self._spill(batch)
-                    raise
-                except Exception as exc:
-                    log.warning(
-                        "log writer: write of %d rows failed (%s); retrying in %.1fs",
-                        len(batch),
-                        type(exc).__name__,
-                        backoff,
-                    )
-                    if self._queue.full():
-                        self._spill(batch)
-                        break
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
-            self._inflight = False
+                    break
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            if replay_due and not self._batch:  # the database just took a write: bring the spool back
+                replay_due = not await self._replay_spool()
+
+    def _spool_has_files(self) -> bool:
+        return any(self._spool_dir.glob("*.jsonl"))
 
     def _notify(self, batch: Sequence[LogRecord]) -> None:
         for listener in self._listeners:
@@ -147,16 +175,20 @@ class LogWriter:
                 log.exception("log writer listener failed")
 
     def _spill(self, records: Sequence[LogRecord]) -> None:
+        """Write a whole spool file under a temporary name, then rename it, so replayers never see half."""
         self._spool_dir.mkdir(parents=True, exist_ok=True)
         path = self._spool_dir / f"{time.time_ns()}-{os.getpid()}.jsonl"
-        with path.open("ab") as fh:
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
             for r in records:
                 fh.write(orjson.dumps(r.to_json()) + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
+        tmp.rename(path)
         self.spilled += len(records)
 
-    async def _replay_spool(self) -> None:
+    async def _replay_spool(self) -> bool:
+        """Write every spool file (skipping rows already stored); False when the database refused."""
         for path in sorted(self._spool_dir.glob("*.jsonl")):
             try:
                 records = [LogRecord.from_json(orjson.loads(line)) for line in path.read_bytes().splitlines() if line]
@@ -170,4 +202,5 @@ class LogWriter:
                 log.info("log writer: replayed %d spooled rows from %s", len(todo), path.name)
             except Exception as exc:
                 log.warning("log writer: spool replay deferred (%s)", type(exc).__name__)
-                return
+                return False
+        return True

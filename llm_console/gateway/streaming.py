@@ -15,6 +15,7 @@ USAGE_MARK = b'"usage"'
 NULL_USAGE = (b'"usage":null', b'"usage": null')
 CONTENT_MARK = b'"content"'
 DONE = b"data: [DONE]"
+ERROR_MARK = b'"error"'
 
 
 class StreamState:
@@ -82,7 +83,7 @@ async def relay(
             pending = data[cut + 2 :]
             complete = data[: cut + 2]
             out = complete
-            if USAGE_MARK in complete or CONTENT_MARK in complete or DONE in complete:
+            if any(mark in complete for mark in (USAGE_MARK, CONTENT_MARK, DONE, ERROR_MARK)):
                 kept = [ev for ev in complete.split(b"\n\n") if ev and _inspect(ev, state, drop_usage_only)]
                 out = b"".join(ev + b"\n\n" for ev in kept)
             if len(state.captured) < state.cap:

@@ -23,6 +23,10 @@ def validate_base_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"base URL must be http(s)://host[:port][/path], got {url!r}")
+    try:
+        parts.port  # noqa: B018  (raises on a non-numeric or out-of-range port)
+    except ValueError:
+        raise ConfigError(f"base URL has an invalid port: {url!r}") from None
     if parts.username or parts.password:
         raise ConfigError("put credentials in the API key, not in the base URL")
     return url.strip().rstrip("/")

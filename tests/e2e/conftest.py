@@ -68,8 +68,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         stop(sim)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: sync Playwright keeps an event loop running, which later asyncio tests must not see."""
     if not CHROMIUM.exists():
         missing_service(f"Debian Chromium not found at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

@@ -6,6 +6,9 @@ import httpx
 
 from llm_console.gateway.routing import Target
 
+# Below the 5 s idle timeout of uvicorn (and so vLLM): reusing a connection the server is closing fails the call.
+KEEPALIVE_EXPIRY_S = 4.0
+
 
 class UpstreamPool:
     """Keeps one `httpx.AsyncClient` per upstream base URL for the life of the gateway."""
@@ -18,7 +21,9 @@ class UpstreamPool:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s, pool=connect_timeout_s)
-        self._limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+        self._limits = httpx.Limits(
+            max_connections=1000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_EXPIRY_S
+        )
         self._transport = transport
         self._clients: dict[str, httpx.AsyncClient] = {}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -46,9 +46,8 @@ class LogRecord:
     spans: list[SpanRecord] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("spans")
-        return data
+        """The `requests` row: a shallow read of the fields (asdict would deep-copy the spans only to drop them)."""
+        return {name: getattr(self, name) for name in ROW_FIELDS}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -61,3 +60,6 @@ class LogRecord:
         data["created_at"] = datetime.fromisoformat(data["created_at"])
         data["spans"] = [SpanRecord(**s) for s in data.get("spans", [])]
         return cls(**data)
+
+
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LogRecord) if f.name != "spans")

@@ -1,0 +1,144 @@
+"""Deployments: URLs validated, provider keys encrypted at rest, audit rows masked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from llm_console.crypto import SecretBox
+from llm_console.db.engine import session
+from llm_console.db.models import AliasDeployment, AuditEvent, Deployment, ModelAlias, ModelPrice, Provider
+from llm_console.services.deployments import ConfigError, add_deployment, set_price, validate_base_url
+
+from .conftest import everything_stored
+
+PROVIDER_KEY = "sk-proj-super-secret-provider-key-42"
+
+
+def all_rows(engine: Engine, model: type) -> list:  # type: ignore[type-arg]
+    with session(engine) as s:
+        return list(s.exec(select(model)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"base_url": "ftp://upstream.test/v1"}, "http(s)"),
+        ({"base_url": "file:///etc/passwd"}, "http(s)"),
+        ({"base_url": "javascript:alert(1)"}, "http(s)"),
+        ({"base_url": "upstream.test:8000"}, "http(s)"),
+        ({"base_url": "http://"}, "http(s)"),
+        ({"base_url": ""}, "http(s)"),
+        ({"base_url": "http://user:pass@upstream.test/v1"}, "credentials"),
+        ({"base_url": "https://:sk-secret@upstream.test"}, "credentials"),
+        ({"weight": -1}, "weight"),
+        ({"kind": "anthropic"}, "kind"),
+        ({"alias": ""}, "alias"),
+        ({"alias": "   "}, "alias"),
+        ({"alias": "a" * 301}, "alias"),
+    ],
+)
+def test_invalid_deployments_are_refused_and_nothing_is_written(
+    engine: Engine, box: SecretBox, kwargs: dict[str, object], message: str
+) -> None:
+    args: dict[str, object] = {"alias": "m", "base_url": "http://upstream.test/v1", "actor": "admin", **kwargs}
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        add_deployment(engine, box, **args)  # type: ignore[arg-type]
+
+    for model in (Provider, Deployment, ModelAlias, AliasDeployment, AuditEvent):
+        assert all_rows(engine, model) == []
+
+
+def test_credentials_in_the_url_are_not_echoed_in_the_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_base_url("http://user:hunter2@upstream.test")
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://upstream.test:abc/v1", "http://upstream.test:99999/v1"])
+def test_a_bad_port_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        validate_base_url(url)
+
+
+def test_base_url_is_normalised() -> None:
+    assert validate_base_url("  https://upstream.test/v1/  ") == "https://upstream.test/v1"
+    assert validate_base_url("http://10.0.0.5:8000") == "http://10.0.0.5:8000"
+
+
+def test_add_deployment_creates_provider_deployment_alias_and_link(engine: Engine, box: SecretBox) -> None:
+    dep = add_deployment(
+        engine, box, alias=" chat ", base_url="http://upstream.test/v1/", model="llama", weight=3, actor="admin"
+    )
+
+    (provider,) = all_rows(engine, Provider)
+    assert (provider.kind, provider.api_base, provider.api_key_encrypted) == ("openai", "http://upstream.test/v1", None)
+    assert (dep.name, dep.model, dep.provider_id, dep.enabled) == ("llama@upstream.test", "llama", provider.id, True)
+    (alias,) = all_rows(engine, ModelAlias)
+    assert alias.alias == "chat"
+    (link,) = all_rows(engine, AliasDeployment)
+    assert (link.alias_id, link.deployment_id, link.weight) == (alias.id, dep.id, 3)
+    (event,) = all_rows(engine, AuditEvent)
+    assert (event.action, event.actor, event.target_id) == ("deployment.add", "admin", str(dep.id))
+    assert event.after["api_key"] is False
+
+
+def test_re_adding_updates_the_weight_and_reuses_rows(engine: Engine, box: SecretBox) -> None:
+    add_deployment(engine, box, alias="m", base_url="http://upstream.test", actor="a")
+    add_deployment(engine, box, alias="m", base_url="http://upstream.test", weight=7, actor="a")
+    add_deployment(engine, box, alias="m2", base_url="http://upstream.test", actor="a")
+
+    assert len(all_rows(engine, Provider)) == 1
+    assert len(all_rows(engine, Deployment)) == 2  # model defaults to the alias: "m" and "m2"
+    weights = {link.weight for link in all_rows(engine, AliasDeployment)}
+    assert weights == {7, 1}
+
+
+def test_provider_key_is_encrypted_at_rest(engine: Engine, box: SecretBox, db_path: Path) -> None:
+    add_deployment(engine, box, alias="m", base_url="https://api.example.com/v1", api_key=PROVIDER_KEY, actor="a")
+
+    (provider,) = all_rows(engine, Provider)
+    assert provider.api_key_encrypted
+    assert PROVIDER_KEY not in provider.api_key_encrypted
+    assert box.decrypt(provider.api_key_encrypted) == PROVIDER_KEY
+    assert PROVIDER_KEY.encode() not in everything_stored(engine, db_path)
+    with pytest.raises(ValueError, match="cannot be decrypted"):
+        SecretBox("a-different-secret-key-entirely").decrypt(provider.api_key_encrypted)
+
+
+def test_encryption_is_randomised(box: SecretBox) -> None:
+    first, second = box.encrypt(PROVIDER_KEY), box.encrypt(PROVIDER_KEY)
+    assert first != second
+    assert box.decrypt(first) == box.decrypt(second) == PROVIDER_KEY
+
+
+def test_audit_row_masks_the_provider_key(engine: Engine, box: SecretBox) -> None:
+    add_deployment(engine, box, alias="m", base_url="https://api.example.com", api_key=PROVIDER_KEY, actor="a")
+
+    (event,) = all_rows(engine, AuditEvent)
+    assert event.after["api_key"] == "***"
+    assert event.after["api_base"] == "https://api.example.com"
+    assert PROVIDER_KEY not in repr(event.model_dump())
+
+
+def test_set_price_upserts_and_audits(engine: Engine) -> None:
+    set_price(engine, model="llama", input_per_mtok=1.0, output_per_mtok=2.0, actor="a")
+    set_price(engine, model="llama", input_per_mtok=3.0, output_per_mtok=4.0, cached_input_per_mtok=0.5, actor="b")
+
+    (price,) = all_rows(engine, ModelPrice)
+    assert (price.input_per_mtok, price.output_per_mtok, price.cached_input_per_mtok) == (3.0, 4.0, 0.5)
+    events = all_rows(engine, AuditEvent)
+    assert [e.action for e in events] == ["price.set", "price.set"]
+    assert events[1].before == {"input_per_mtok": 1.0, "output_per_mtok": 2.0, "cached_input_per_mtok": 0.0}
+    assert events[1].after == {"input_per_mtok": 3.0, "output_per_mtok": 4.0, "cached_input_per_mtok": 0.5}
+
+
+@pytest.mark.parametrize("field", ["input_per_mtok", "output_per_mtok", "cached_input_per_mtok"])
+def test_negative_prices_are_refused(engine: Engine, field: str) -> None:
+    prices = {"input_per_mtok": 1.0, "output_per_mtok": 1.0, "cached_input_per_mtok": 0.0, field: -0.01}
+    with pytest.raises(ConfigError, match="negative"):
+        set_price(engine, model="llama", actor="a", **prices)
+    assert all_rows(engine, ModelPrice) == []
