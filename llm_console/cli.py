@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 
 from llm_console.settings import Settings
 
@@ -27,7 +28,7 @@ def _settings() -> Settings:
         raise CliError(f"invalid setting {where or ''}: {first['msg']}".replace("  ", " ")) from None
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings) -> Engine:
     from llm_console.db.engine import make_engine
 
     return make_engine(settings.database_url)

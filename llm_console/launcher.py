@@ -90,7 +90,11 @@ def run_console(settings: Settings, *, demo: bool | None, port: int | None) -> N
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(0)))
+    def on_sigterm(*_: object) -> None:
+        stop_all()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         demo_key = None
         if demo:

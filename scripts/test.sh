@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything (project, test tools, Debian Chromium for browser tests) and run lint + the whole suite.
+# Install everything (project, test tools, Debian Chromium for browser tests), then ruff, mypy and the whole suite.
 source "$(dirname "$0")/_venv.sh" "[test]"
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   echo "installing Debian chromium for the browser tests ..."
@@ -7,4 +7,5 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/de
 fi
 ruff check .
 ruff format --check .
+mypy
 exec python -m pytest "$@"

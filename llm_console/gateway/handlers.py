@@ -29,7 +29,7 @@ def _ms(start: float, end: float) -> float:
 
 
 def _runtime(request: Request) -> GatewayRuntime:
-    return request.app.state.llmc_runtime  # type: ignore[no-any-return]
+    return request.app.state.llmc_runtime
 
 
 def _redact(body: bytes, target: Target) -> bytes:

@@ -57,7 +57,7 @@ def load_route_table(engine: Engine, box: SecretBox) -> RouteTable:
             p.model: Price(p.input_per_mtok, p.output_per_mtok, p.cached_input_per_mtok)
             for p in s.exec(select(ModelPrice))
         }
-        providers = {p.id: p for p in s.exec(select(Provider))}
+        providers = {p.id: p for p in s.exec(select(Provider)) if p.id is not None}
         deployments = {d.id: d for d in s.exec(select(Deployment).where(Deployment.enabled == True))}  # noqa: E712
         aliases = {a.id: a.alias for a in s.exec(select(ModelAlias))}
         links = list(s.exec(select(AliasDeployment)))

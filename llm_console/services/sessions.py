@@ -65,7 +65,7 @@ def end_session(engine: Engine, token: str | None) -> None:
     if not token:
         return
     with session(engine) as s:
-        s.exec(delete(ConsoleSession).where(ConsoleSession.token_hash == sha256_hex(token)))  # type: ignore[call-overload]
+        s.exec(delete(ConsoleSession).where(ConsoleSession.token_hash == sha256_hex(token)))  # type: ignore[arg-type]
         s.commit()
 
 

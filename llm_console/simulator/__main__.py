@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from typing import Any
 
 from llm_console.simulator.config import SimulatorConfig
 from llm_console.simulator.server import serve
@@ -12,7 +13,7 @@ from llm_console.simulator.server import serve
 def build_config(args: argparse.Namespace) -> SimulatorConfig:
     """Turn parsed flags into a config; explicit flags override the --fast preset."""
     config = SimulatorConfig.fast() if args.fast else SimulatorConfig()
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if args.error_rate is not None:
         overrides["error_rate"] = args.error_rate
     if args.ttft_ms is not None:

@@ -132,8 +132,9 @@ def _message_tokens(message: Any, index: int) -> int:
     if isinstance(content, str):
         return count_tokens(content) + MESSAGE_OVERHEAD_TOKENS
     if isinstance(content, list):
-        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        if not all(isinstance(t, str) for t in texts):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        texts = [t for t in parts if isinstance(t, str)]
+        if len(texts) != len(parts):
             raise ApiError(400, f"{param}.content has a text part without a string `text`.", param=param)
         return sum(count_tokens(t) for t in texts) + MESSAGE_OVERHEAD_TOKENS
     raise ApiError(400, f"{param}.content must be a string, a list of parts or null.", param=param)

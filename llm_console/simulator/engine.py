@@ -8,7 +8,7 @@ import math
 import random
 import struct
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from llm_console.simulator.config import SimulatorConfig
@@ -128,7 +128,7 @@ class Engine:
         j = self.config.jitter
         return mean_s * self.rng.uniform(1.0 - j, 1.0 + j)
 
-    async def run(self, gen: Generation) -> AsyncIterator[str]:
+    async def run(self, gen: Generation) -> AsyncGenerator[str, None]:
         """Queue for a slot, then yield tokens at the configured pace; always releases the slot."""
         arrival = time.monotonic()
         self.waiting += 1
