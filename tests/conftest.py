@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from llm_console import launcher
 
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN_URL = os.environ.get("LLMC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -38,19 +39,11 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    """The launcher's readiness wait, raising instead of returning False."""
+    if not launcher.wait_http(url, timeout_s, proc):
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} while waiting for {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status < 500:
-                    return
-        except OSError as exc:
-            last = exc
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout_s}s ({last})")
+        raise TimeoutError(f"{url} not ready after {timeout_s}s")
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -24,7 +24,8 @@ def _back(path: str) -> RedirectResponse:
 
 async def login(request: Request) -> Response:
     ctx = get_context()
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
         return _back(f"{urls.LOGIN}?error=invalid")
     form = await request.form()
     email, password = str(form.get("email") or ""), str(form.get("password") or "")

@@ -192,7 +192,7 @@ def _stream(
         ttfb = _ms(t0, state.first_byte_at) if state.first_byte_at else None
         _finish(rec, usage, target, latency_ms=_ms(t0, t_end), ttfb_ms=ttfb)
         if state.error or not state.done:
-            rec.status = "incomplete" if not state.error == "upstream_error_event" else "error"
+            rec.status = "error" if state.error == "upstream_error_event" else "incomplete"
             rec.error_type = state.error or "client_disconnected"
         rec.response_body = state.captured.decode("utf-8", errors="replace")
         start = rec.spans[-1].start_ms + rec.spans[-1].duration_ms

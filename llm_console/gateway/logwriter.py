@@ -81,15 +81,11 @@ class LogWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        batch, self._batch = self._batch + self._drain_nowait(10**9), []
-        if batch:
-            try:
-                await asyncio.to_thread(self._write, self._engine, batch)
-                self.written += len(batch)
-                self._notify(batch)
-            except Exception:
-                log.warning("log writer: database unavailable at shutdown; spilling %d rows", len(batch))
-                self._spill(batch)
+        self._batch += self._drain_nowait(10**9)
+        if self._batch and not await self._write_batch():
+            log.warning("log writer: database unavailable at shutdown; spilling %d rows", len(self._batch))
+            batch, self._batch = self._batch, []
+            self._spill(batch)
 
     async def flush(self) -> None:
         """Wait until everything submitted so far has been written (tests, shutdown)."""

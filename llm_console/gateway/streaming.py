@@ -83,7 +83,7 @@ async def relay(
             pending = data[cut + 2 :]
             complete = data[: cut + 2]
             out = complete
-            if any(mark in complete for mark in (USAGE_MARK, CONTENT_MARK, DONE, ERROR_MARK)):
+            if CONTENT_MARK in complete or USAGE_MARK in complete or DONE in complete or ERROR_MARK in complete:
                 kept = [ev for ev in complete.split(b"\n\n") if ev and _inspect(ev, state, drop_usage_only)]
                 out = b"".join(ev + b"\n\n" for ev in kept)
             if len(state.captured) < state.cap:
