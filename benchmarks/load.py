@@ -1,8 +1,12 @@
-"""Closed-loop aiohttp load: N workers send back-to-back requests to one target for a fixed time."""
+"""Closed-loop aiohttp load: N workers send back-to-back requests to one target for a fixed time.
+
+Also the streaming probe: time to the first content chunk, and the gaps between the chunks that follow.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +19,8 @@ PROMPT = [{"role": "user", "content": "Say hello in five words."}]
 MAX_TOKENS = 16
 REQUEST_TIMEOUT_S = 30.0
 KEEPALIVE_S = 4.0  # below uvicorn's 5 s keep-alive timeout, so we never reuse a connection the server is closing
+# a delta with at least one character of content: the role chunk (`"content":""`) does not count as a token
+CONTENT = re.compile(rb'"content"\s*:\s*"[^"]')
 
 
 class BadResponse(Exception):
@@ -133,3 +139,99 @@ def new_session() -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
         auto_decompress=False,
     )
+
+
+@dataclass
+class StreamStats:
+    """Streaming probe results: per-request time to first content, and the gaps between later body reads."""
+
+    ttfb_ms: list[float] = field(default_factory=list)
+    gaps_ms: list[float] = field(default_factory=list)
+    reads: list[int] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+
+    @property
+    def mean_gap_ms(self) -> float | None:
+        return sum(self.gaps_ms) / len(self.gaps_ms) if self.gaps_ms else None
+
+    @property
+    def reads_per_request(self) -> float | None:
+        return sum(self.reads) / len(self.reads) if self.reads else None
+
+
+async def one_stream(session: aiohttp.ClientSession, target: Target) -> tuple[float, list[float]]:
+    """Time to the first chunk holding a content token (ms) and the gaps between the reads after it (ms)."""
+    t0 = time.perf_counter()
+    first = last = 0.0
+    gaps: list[float] = []
+    window = b""
+    async with session.post(target.url, data=target.body_stream, headers=target.headers) as resp:
+        if resp.status != 200:
+            await resp.read()
+            raise BadResponse(f"HTTP {resp.status}")
+        async for chunk in resp.content.iter_any():
+            now = time.perf_counter()
+            if first:
+                gaps.append((now - last) * 1000)
+                last = now
+            elif CONTENT.search(window[-32:] + chunk):
+                first = last = now
+            window = (window + chunk)[-64:]
+    if b"data: [DONE]" not in window:
+        raise BadResponse("stream ended without [DONE]")
+    if not first:
+        raise BadResponse("stream without a content token")
+    return (first - t0) * 1000, gaps
+
+
+async def probe_streams(target: Target, concurrency: int, seconds: float) -> StreamStats:
+    """`concurrency` workers stream back to back for `seconds`; each worker's first request (which pays for
+    the TCP connect) is not recorded."""
+    out = StreamStats()
+    deadline = time.perf_counter() + seconds
+    async with new_session() as session:
+
+        async def worker() -> None:
+            warm = True
+            while warm or time.perf_counter() < deadline:
+                try:
+                    ttfb, gaps = await one_stream(session, target)
+                except BadResponse as exc:
+                    out.errors[str(exc)] += 1
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    out.errors[type(exc).__name__] += 1
+                    await asyncio.sleep(0.01)
+                else:
+                    if not warm:
+                        out.ttfb_ms.append(ttfb)
+                        out.gaps_ms += gaps
+                        out.reads.append(len(gaps) + 1)
+                warm = False
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        out.elapsed_s = time.perf_counter() - start
+    return out
+
+
+async def drive_fresh(target: Target, stream: bool, concurrency: int, seconds: float) -> Slice:
+    """`drive` with its own session: the fallback load when wrk is missing."""
+    async with new_session() as session:
+        return await drive(session, target, stream, concurrency, seconds)
+
+
+async def check(target: Target) -> str | None:
+    """One request of each kind; None when both are complete 200 answers, else what went wrong."""
+    async with new_session() as session:
+        for stream in (False, True):
+            try:
+                if stream:
+                    await one_stream(session, target)
+                else:
+                    await one_request(session, target, stream=False)
+            except BadResponse as exc:
+                return f"{'streaming' if stream else 'non-streaming'} request: {exc}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return f"{'streaming' if stream else 'non-streaming'} request: {type(exc).__name__}: {exc}"
+    return None

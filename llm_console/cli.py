@@ -85,10 +85,25 @@ def cmd_add_deployment(args: argparse.Namespace) -> None:
             api_key=api_key,
             weight=args.weight,
             actor="cli",
+            allow_private=args.allow_private,
+            extra_allowlist=settings.upstream_allowlist,
+            provider_settings={"api_version": args.api_version} if args.api_version else None,
+            max_concurrency=args.max_concurrency,
         )
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     print(f"alias {args.alias} -> deployment {dep.name} (id {dep.id})" + (" with an API key" if api_key else ""))
+
+
+def cmd_allow_network(args: argparse.Namespace) -> None:
+    from llm_console.services.deployments import ConfigError, allow_network
+
+    settings = _settings()
+    try:
+        row = allow_network(_engine(settings), args.entry, actor="cli", note=args.note or "")
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(f"upstream allow-list: {row.entry} allowed (gateways pick it up within their route refresh interval)")
 
 
 def cmd_create_key(args: argparse.Namespace) -> None:
@@ -103,23 +118,16 @@ def cmd_create_key(args: argparse.Namespace) -> None:
 
 
 def cmd_gateway(args: argparse.Namespace) -> None:
-    import uvicorn
+    from llm_console.gateway.serve import serve_gateway
 
     settings = _settings()
     if args.migrate:
         from llm_console.db.migrate import upgrade
 
         upgrade(settings.database_url)
-    uvicorn.run(
-        "llm_console.gateway.asgi:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
+    serve_gateway(settings, host=args.host, port=args.port, workers=args.workers)
 
 
 def cmd_demo_traffic(args: argparse.Namespace) -> None:
@@ -184,11 +192,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("alias", help="the model name clients will ask for")
     sp.add_argument("base_url", help="e.g. http://10.0.0.5:8000/v1")
     sp.add_argument("--model", help="the upstream's model name (default: the alias)")
-    sp.add_argument("--kind", default="openai", help="provider kind (openai: any OpenAI-compatible server)")
+    sp.add_argument(
+        "--kind",
+        default="openai",
+        choices=["openai", "anthropic", "azure"],
+        help="openai: any OpenAI-compatible server (vLLM, OpenAI, LiteLLM, ...); anthropic; azure (Azure OpenAI, "
+        "--model is the Azure deployment name)",
+    )
+    sp.add_argument("--api-version", help="Azure OpenAI api-version (default 2024-10-21)")
     sp.add_argument("--weight", type=int, default=1)
+    sp.add_argument("--max-concurrency", type=int, help="cap on this deployment's requests in flight")
+    sp.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="the URL is on a private network or loopback that you own: add its host to the upstream allow-list",
+    )
     key = sp.add_mutually_exclusive_group()
     key.add_argument("--api-key-env", metavar="VAR", help="read the provider API key from this environment variable")
     key.add_argument("--prompt-api-key", action="store_true", help="prompt for the provider API key")
+
+    sp = add("allow-network", cmd_allow_network, "Add a CIDR, address or host to the upstream (SSRF) allow-list.")
+    sp.add_argument("entry", help="e.g. 10.0.0.0/8, 192.168.1.20, vllm.internal or *.svc.cluster.local")
+    sp.add_argument("--note", help="why (kept in the audit log)")
 
     sp = add("create-key", cmd_create_key, "Mint a virtual key; it is printed once.")
     sp.add_argument("--name", default="")

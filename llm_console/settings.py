@@ -9,10 +9,10 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "placeholder", "dev", "test"})
 SECRET_KEY_FILE = "secret_key"
@@ -42,9 +42,29 @@ class Settings(BaseSettings):
     key_cache_ttl_s: float = Field(default=10.0, ge=0)
     route_refresh_interval_s: float = Field(default=5.0, gt=0)
     upstream_connect_timeout_s: float = Field(default=5.0, gt=0)
+    upstream_first_byte_timeout_s: float = Field(default=120.0, gt=0)
+    upstream_idle_timeout_s: float = Field(default=60.0, gt=0)
     upstream_timeout_s: float = Field(default=600.0, gt=0)
+    upstream_max_response_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    upstream_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    retry_attempts: int = Field(default=2, ge=0, le=10)
+    retry_backoff_ms: float = Field(default=100.0, ge=0)
+    retry_after_cap_s: float = Field(default=10.0, ge=0)
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown_s: float = Field(default=30.0, gt=0)
+    health_check_interval_s: float = Field(default=30.0, ge=0)
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
     session_ttl_hours: float = Field(default=12.0, gt=0)
     cookie_secure: bool = False
+
+    @field_validator("upstream_allowlist", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """Environment values are comma-separated: `LLMC_UPSTREAM_ALLOWLIST=10.0.0.0/8,vllm.internal`."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -89,6 +89,8 @@ class Deployment(SQLModel, table=True):
     model: str = Field(max_length=300)
     enabled: bool = True
     max_concurrency: int | None = None
+    # Per-deployment overrides: timeouts ({"connect_s", "first_byte_s", "idle_s", "total_s"}), api_version (Azure).
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
 
 
@@ -100,6 +102,9 @@ class ModelAlias(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alias: str = Field(unique=True, max_length=300)
     strategy: str = Field(default="weighted", max_length=40)
+    # Routing policy: {"fallbacks": [alias, ...], "retries": n, "backoff_ms": ms, "retry_after_cap_s": s,
+    # "timeouts": {...}}; anything missing takes the gateway-wide setting.
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
 
 
@@ -173,6 +178,19 @@ class RequestLog(SQLModel, table=True):
     request_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     client_ip: str = Field(default="", max_length=64)
+    attempts: int = 1
+
+
+class NetworkAllow(SQLModel, table=True):
+    """An admin's exception to the SSRF guard: a CIDR, an IP or a host name (`*.suffix` allowed)."""
+
+    __tablename__ = "network_allowlist"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry: str = Field(unique=True, max_length=300)
+    note: str = Field(default="", max_length=500)
+    created_by: str = Field(default="", max_length=320)
+    created_at: datetime = _ts()
 
 
 class Span(SQLModel, table=True):

@@ -43,6 +43,7 @@ class LogRecord:
     request_body: str | None = None
     response_body: str | None = None
     client_ip: str = ""
+    attempts: int = 1
     spans: list[SpanRecord] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:

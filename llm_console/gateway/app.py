@@ -5,33 +5,44 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from llm_console.gateway import errors
-from llm_console.gateway.handlers import chat_completions, list_models
+from llm_console.gateway.handlers import ENDPOINTS, list_models, make_handler, retrieve_model
+from llm_console.gateway.metrics import metrics_endpoint
+from llm_console.gateway.openapi import openapi_document
 from llm_console.gateway.runtime import GatewayRuntime
 from llm_console.settings import Settings
 
 
-async def health(_request: object) -> JSONResponse:
+async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-ROUTES = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/models", list_models, methods=["GET"]),
-    Route("/gateway/health", health, methods=["GET"]),
-]
+async def openapi(_request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+def routes(runtime: GatewayRuntime) -> list[BaseRoute]:
+    table: list[BaseRoute] = [Route(ep.path, make_handler(ep), methods=["POST"]) for ep in ENDPOINTS]
+    table += [
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+        Route("/gateway/health", health, methods=["GET"]),
+        Route("/gateway/openapi.json", openapi, methods=["GET"]),
+    ]
+    if runtime.settings.metrics_enabled:
+        table.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    return table
 
 
 def create_gateway(
     settings: Settings | None = None,
     *,
     runtime: GatewayRuntime | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
     standalone: bool = True,
     extra_routes: list[Route] | None = None,
 ) -> Starlette:
@@ -39,7 +50,7 @@ def create_gateway(
     if runtime is None:
         if settings is None:
             raise ValueError("create_gateway needs settings or a runtime")
-        runtime = GatewayRuntime(settings, transport=transport)
+        runtime = GatewayRuntime(settings)
     rt = runtime
 
     @contextlib.asynccontextmanager
@@ -48,7 +59,7 @@ def create_gateway(
             yield
 
     app = Starlette(
-        routes=[*ROUTES, *(extra_routes or [])],
+        routes=[*routes(rt), *(extra_routes or [])],
         lifespan=lifespan if standalone else None,
         exception_handlers={
             errors.GatewayError: errors.gateway_error_handler,

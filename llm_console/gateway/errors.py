@@ -28,13 +28,41 @@ class GatewayError(Exception):
         self.param = param
         self.headers = headers
 
-    def body(self) -> dict[str, object]:
+    def body(self, anthropic: bool = False) -> dict[str, object]:
+        """OpenAI's shape; for Anthropic-style endpoints, Anthropic's (`type: error`, `error.type` from the
+        status) carrying OpenAI's `param` and `code` too, so either SDK reads it."""
+        if anthropic:
+            kind = ANTHROPIC_TYPES.get(self.status, "api_error" if self.status >= 500 else "invalid_request_error")
+            return {
+                "type": "error",
+                "error": {"type": kind, "message": self.message, "param": self.param, "code": self.code},
+            }
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
-    def response(self) -> Response:
+    def response(self, anthropic: bool = False) -> Response:
         return Response(
-            orjson.dumps(self.body()), status_code=self.status, headers=self.headers, media_type="application/json"
+            orjson.dumps(self.body(anthropic)),
+            status_code=self.status,
+            headers=self.headers,
+            media_type="application/json",
         )
+
+
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path.endswith("/v1/messages")
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> GatewayError:
@@ -63,9 +91,9 @@ def upstream_error(status: int, message: str, code: str) -> GatewayError:
     return GatewayError(status, message, type="server_error" if status >= 500 else "invalid_request_error", code=code)
 
 
-async def gateway_error_handler(_request: Request, exc: Exception) -> Response:
+async def gateway_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
-    return exc.response()
+    return exc.response(is_anthropic_path(request.url.path))
 
 
 async def not_found_handler(request: Request, _exc: Exception) -> Response:

@@ -1,27 +1,68 @@
-"""Endpoint handlers: thin, each one parse -> authorize -> route -> call -> log."""
+"""Endpoint handlers: one generic pipeline (parse -> authorize -> route -> call -> answer -> log) that each
+endpoint configures with its schema, its wire format and how it reads usage."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-import httpx
+import anyio
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from llm_console.db.records import LogRecord, SpanRecord
+from llm_console.gateway import schemas
 from llm_console.gateway.body import parse_json_object, read_body, validation_error
-from llm_console.gateway.errors import GatewayError, model_not_allowed, model_not_found, upstream_error
+from llm_console.gateway.errors import GatewayError, bad_request, model_not_allowed, model_not_found
 from llm_console.gateway.pricing import Usage, cost_usd
+from llm_console.gateway.proxy import Opened, UpstreamStatus, open_upstream, redact
 from llm_console.gateway.routing import Target
 from llm_console.gateway.runtime import GatewayRuntime
-from llm_console.gateway.schemas import ChatCompletionRequest
-from llm_console.gateway.streaming import StreamState, relay
+from llm_console.gateway.streaming import (
+    ChatPassthrough,
+    ChatToMessages,
+    MessagesPassthrough,
+    MessagesToChat,
+    Processor,
+    ResponsesPassthrough,
+    StreamState,
+    relay,
+)
+from llm_console.gateway.translate import (
+    anthropic_error_to_openai,
+    chat_response_to_message,
+    message_to_chat_response,
+    openai_error_to_anthropic,
+)
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str  # chat | completions | embeddings | rerank | responses | messages
+    path: str
+    schema: type[BaseModel]
+    wire: str  # the client's format: openai | anthropic
+    streams: bool
+    usage: Callable[[object], Usage]
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("chat", "/v1/chat/completions", schemas.ChatCompletionRequest, "openai", True, Usage.from_openai),
+    Endpoint("completions", "/v1/completions", schemas.CompletionRequest, "openai", True, Usage.from_openai),
+    Endpoint("embeddings", "/v1/embeddings", schemas.EmbeddingRequest, "openai", False, Usage.from_openai),
+    Endpoint("rerank", "/v1/rerank", schemas.RerankRequest, "openai", False, Usage.from_rerank),
+    Endpoint("responses", "/v1/responses", schemas.ResponsesRequest, "openai", True, Usage.from_responses),
+    Endpoint("messages", "/v1/messages", schemas.MessagesRequest, "anthropic", True, Usage.from_anthropic),
+)
 
 
 def _ms(start: float, end: float) -> float:
@@ -30,13 +71,6 @@ def _ms(start: float, end: float) -> float:
 
 def _runtime(request: Request) -> GatewayRuntime:
     return request.app.state.llmc_runtime
-
-
-def _redact(body: bytes, target: Target) -> bytes:
-    """An upstream error that echoes our provider key must not pass it on."""
-    if target.api_key and target.api_key.encode() in body:
-        body = body.replace(target.api_key.encode(), b"***")
-    return body
 
 
 async def list_models(request: Request) -> Response:
@@ -50,7 +84,24 @@ async def list_models(request: Request) -> Response:
     return JSONResponse({"object": "list", "data": data})
 
 
-async def chat_completions(request: Request) -> Response:
+async def retrieve_model(request: Request) -> Response:
+    rt = _runtime(request)
+    key = await rt.keys.authenticate(request.headers)
+    alias = request.path_params["model"]
+    if rt.routes.get(alias) is None or not key.may_use(alias):
+        raise model_not_found(alias)  # a scoped key cannot probe which other aliases exist
+    return JSONResponse({"id": alias, "object": "model", "created": 0, "owned_by": "llm-console"})
+
+
+def make_handler(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def handler(request: Request) -> Response:
+        return await handle(ep, request)
+
+    handler.__name__ = f"{ep.name}_handler"
+    return handler
+
+
+async def handle(ep: Endpoint, request: Request) -> Response:
     rt = _runtime(request)
     t0 = time.perf_counter()
     key = await rt.keys.authenticate(request.headers)
@@ -58,7 +109,7 @@ async def chat_completions(request: Request) -> Response:
     rec = LogRecord(
         id=str(uuid.uuid4()),
         created_at=datetime.now(UTC),
-        endpoint="/v1/chat/completions",
+        endpoint=ep.path,
         key_id=key.id,
         user_id=key.user_id,
         team_id=key.team_id,
@@ -66,62 +117,41 @@ async def chat_completions(request: Request) -> Response:
     )
     rec.spans.append(SpanRecord("auth", 0.0, _ms(t0, t_auth)))
     headers = {"x-request-id": rec.id}
+    target: Target | None = None
     try:
         body = await read_body(request, rt.settings.max_request_body_bytes)
         rec.request_body = body[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
         data = parse_json_object(body)
+        forbidden = schemas.FORBIDDEN_FIELDS.intersection(data)
+        if forbidden:
+            name = sorted(forbidden)[0]
+            raise bad_request(
+                f"'{name}' cannot be set in the request body: upstreams and credentials are configured by "
+                "the gateway's administrators.",
+                param=name,
+                code="forbidden_parameter",
+            )
         try:
-            req = ChatCompletionRequest.model_validate(data)
+            req = ep.schema.model_validate(data)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        rec.alias, rec.stream = req.model, req.stream
-        route = rt.routes.get(req.model)
+        alias: str = req.model  # type: ignore[attr-defined]
+        stream = bool(getattr(req, "stream", False)) and ep.streams
+        rec.stream = stream
+        rec.alias = alias
+        route = rt.routes.get(alias)
         if route is None:
-            raise model_not_found(req.model)
-        if not key.may_use(req.model):
-            raise model_not_allowed(req.model)
-        target = route.pick(rt.rng)
-        rec.model, rec.deployment_id = target.model, target.deployment_id
-        data["model"] = target.model
-        inject_usage = req.stream and not (req.stream_options and req.stream_options.include_usage)
-        if inject_usage:
-            data["stream_options"] = {**(data.get("stream_options") or {}), "include_usage": True}
+            raise model_not_found(alias)
+        if not key.may_use(alias):
+            raise model_not_allowed(alias)
         t_route = time.perf_counter()
-        rec.spans.append(
-            SpanRecord("route", _ms(t0, t_auth), _ms(t_auth, t_route), attributes={"deployment": target.deployment})
-        )
-        try:
-            upstream_req = rt.upstream.build_request(target, "/chat/completions", orjson.dumps(data))
-            resp = await rt.upstream.send(target, upstream_req, stream=True)
-        except httpx.TimeoutException as exc:
-            raise upstream_error(504, "The upstream did not answer in time.", "upstream_timeout") from exc
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise upstream_error(502, "The upstream could not be reached.", "upstream_unavailable") from exc
-        t_head = time.perf_counter()
-        rec.spans.append(
-            SpanRecord(
-                "upstream",
-                _ms(t0, t_route),
-                _ms(t_route, t_head),
-                "ok" if resp.status_code < 400 else "error",
-                {"deployment": target.deployment, "status_code": resp.status_code},
-            )
-        )
-        if resp.status_code >= 400:
-            return await _upstream_failure(rt, rec, resp, target, t0, headers)
-        if req.stream:
-            return _stream(rt, rec, resp, target, t0, inject_usage, headers)
-        content = await resp.aread()
-        await resp.aclose()
-        t_end = time.perf_counter()
-        try:
-            usage = Usage.from_openai(orjson.loads(content).get("usage"))
-        except (orjson.JSONDecodeError, AttributeError):
-            usage = Usage()
-        _finish(rec, usage, target, latency_ms=_ms(t0, t_end), ttfb_ms=_ms(t0, t_head))
-        rec.response_body = content[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
-        rt.log.submit(rec)
-        return Response(content, status_code=resp.status_code, media_type="application/json", headers=headers)
+        rec.spans.append(SpanRecord("route", _ms(t0, t_auth), _ms(t_auth, t_route), attributes={"alias": alias}))
+        opened = await open_upstream(rt, endpoint=ep.name, route=route, data=data, stream=stream, rec=rec, t0=t0)
+        target = opened.target
+        rec.model, rec.deployment_id = target.model, target.deployment_id
+        if stream:
+            return _stream(rt, ep, rec, opened, t0, data, headers)
+        return _complete(rt, ep, rec, opened, t0, headers)
     except GatewayError as exc:
         rec.status_code, rec.status, rec.error_type, rec.error_message = (
             exc.status,
@@ -130,12 +160,14 @@ async def chat_completions(request: Request) -> Response:
             exc.message,
         )
         rec.latency_ms = _ms(t0, time.perf_counter())
-        rt.log.submit(rec)
+        rt.finish(rec, target)
         exc.headers = {**(exc.headers or {}), **headers}
         raise
+    except UpstreamStatus as exc:
+        return _upstream_error(rt, ep, rec, exc, t0, headers)
 
 
-def _finish(rec: LogRecord, usage: Usage, target: Target, *, latency_ms: float, ttfb_ms: float | None) -> None:
+def _finish_usage(rec: LogRecord, usage: Usage, target: Target, *, latency_ms: float, ttfb_ms: float | None) -> None:
     rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens = (
         usage.prompt_tokens,
         usage.completion_tokens,
@@ -145,56 +177,143 @@ def _finish(rec: LogRecord, usage: Usage, target: Target, *, latency_ms: float, 
     rec.latency_ms, rec.ttfb_ms = latency_ms, ttfb_ms
 
 
-async def _upstream_failure(
-    rt: GatewayRuntime, rec: LogRecord, resp: httpx.Response, target: Target, t0: float, headers: dict[str, str]
+def _complete(
+    rt: GatewayRuntime, ep: Endpoint, rec: LogRecord, op: Opened, t0: float, headers: dict[str, str]
 ) -> Response:
-    raw = _redact((await resp.aread())[:65536], target)
-    await resp.aclose()
+    content = redact(op.body, op.target)
+    t_end = time.perf_counter()
     try:
-        parsed = orjson.loads(raw)
-        shaped = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+        obj: Any = orjson.loads(content)
     except orjson.JSONDecodeError:
-        shaped = False
-    if not shaped:
-        err = upstream_error(
-            502 if resp.status_code >= 500 else resp.status_code,
-            f"The upstream answered HTTP {resp.status_code}.",
-            "upstream_error",
+        obj = None
+    usage_reader = Usage.from_anthropic if op.provider.wire == "anthropic" else ep.usage
+    if ep.name == "messages" and op.provider.wire == "openai":
+        usage_reader = Usage.from_openai
+    usage = usage_reader(obj.get("usage")) if isinstance(obj, dict) else Usage()
+    if isinstance(obj, dict) and ep.wire != op.provider.wire:
+        if ep.wire == "anthropic":
+            content = orjson.dumps(chat_response_to_message(obj, model=rec.alias))
+        else:
+            content = orjson.dumps(message_to_chat_response(obj, model=rec.alias))
+    _finish_usage(rec, usage, op.target, latency_ms=_ms(t0, t_end), ttfb_ms=_ms(t0, op.ttfb_at))
+    rec.response_body = content[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
+    rt.finish(rec, op.target)
+    media = op.resp.headers.get("content-type") or "application/json"
+    return Response(content, status_code=op.resp.status, media_type=media, headers=headers)
+
+
+def _upstream_error(
+    rt: GatewayRuntime, ep: Endpoint, rec: LogRecord, exc: UpstreamStatus, t0: float, headers: dict[str, str]
+) -> Response:
+    """Pass the upstream's error on in the client's format; keep a redacted copy in the log row."""
+    try:
+        parsed = orjson.loads(exc.body) if exc.body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    status = exc.status
+    if ep.wire == "anthropic":
+        shaped = isinstance(parsed, dict) and parsed.get("type") == "error"
+        out = (
+            parsed
+            if shaped and exc.wire == "anthropic"
+            else openai_error_to_anthropic(status, parsed if isinstance(parsed, dict) else None)
         )
-        raw = orjson.dumps(err.body())
-    status = resp.status_code if shaped else (502 if resp.status_code >= 500 else resp.status_code)
+    else:
+        shaped = isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+        if exc.wire == "anthropic":
+            out = anthropic_error_to_openai(status, parsed if isinstance(parsed, dict) else None)
+        elif shaped:
+            out = parsed
+        else:  # an HTML error page or the like: our own error, and a 5xx becomes a 502 (bad gateway)
+            upstream_status, status = status, 502 if status >= 500 else status
+            out = {
+                "error": {
+                    "message": f"The upstream answered HTTP {upstream_status}.",
+                    "type": "server_error" if status >= 500 else "invalid_request_error",
+                    "param": None,
+                    "code": "upstream_error",
+                }
+            }
+    raw = orjson.dumps(out)
     rec.status_code, rec.status, rec.error_type = status, "error", "upstream_error"
     rec.error_message = raw[:1000].decode("utf-8", errors="replace")
     rec.latency_ms = _ms(t0, time.perf_counter())
-    rt.log.submit(rec)
-    retry_after = resp.headers.get("retry-after")
-    if retry_after:
-        headers = {**headers, "retry-after": retry_after}
+    rt.finish(rec, None)
+    if exc.retry_after is not None:
+        headers = {**headers, "retry-after": str(max(1, round(exc.retry_after)))}
     return Response(raw, status_code=status, media_type="application/json", headers=headers)
+
+
+def _processor(ep: Endpoint, op: Opened, data: dict[str, Any], alias: str) -> Processor:
+    if ep.name == "messages":
+        return MessagesPassthrough() if op.provider.wire == "anthropic" else ChatToMessages(alias)
+    if op.provider.wire == "anthropic":
+        opts = data.get("stream_options")
+        return MessagesToChat(alias, include_usage=bool(isinstance(opts, dict) and opts.get("include_usage")))
+    if ep.name == "responses":
+        return ResponsesPassthrough()
+    return ChatPassthrough(drop_usage_only=op.usage_injected)
+
+
+class RelayResponse(StreamingResponse):
+    """A streaming response that always runs `cleanup`, even when the client leaves before the first
+    chunk is sent (Starlette's own would then never start the body iterator, so its `finally` never runs),
+    and that watches for the disconnect itself on every ASGI server."""
+
+    def __init__(self, content: Any, cleanup: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._cleanup = cleanup
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def watch() -> None:
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(watch)
+                try:
+                    await self.stream_response(send)
+                except OSError:  # the client went away while we were writing
+                    pass
+                tg.cancel_scope.cancel()
+        finally:
+            self._cleanup()
 
 
 def _stream(
     rt: GatewayRuntime,
+    ep: Endpoint,
     rec: LogRecord,
-    resp: httpx.Response,
-    target: Target,
+    op: Opened,
     t0: float,
-    inject_usage: bool,
+    data: dict[str, Any],
     headers: dict[str, str],
 ) -> Response:
     state = StreamState(rt.settings.log_body_max_bytes)
+    state.first_byte_at = op.ttfb_at
+    attempt_ttfb_ms = rec.spans[-1].duration_ms  # the successful attempt's own time to first chunk
+    closed = False
 
     def on_close() -> None:
+        nonlocal closed
+        if closed:
+            return
+        closed = True
         t_end = time.perf_counter()
         usage = state.usage
-        if usage is None:  # cut short before the usage chunk: charge what we saw
+        estimated = usage is None
+        if usage is None:  # cut short before the usage event: charge what we saw
             usage = Usage(prompt_tokens=len(rec.request_body or "") // 4, completion_tokens=state.content_chunks)
-        ttfb = _ms(t0, state.first_byte_at) if state.first_byte_at else None
-        _finish(rec, usage, target, latency_ms=_ms(t0, t_end), ttfb_ms=ttfb)
+        _finish_usage(rec, usage, op.target, latency_ms=_ms(t0, t_end), ttfb_ms=_ms(t0, op.ttfb_at))
         if state.error or not state.done:
             rec.status = "error" if state.error == "upstream_error_event" else "incomplete"
             rec.error_type = state.error or "client_disconnected"
-        rec.response_body = state.captured.decode("utf-8", errors="replace")
+        rec.response_body = redact(bytes(state.captured), op.target).decode("utf-8", errors="replace")
         start = rec.spans[-1].start_ms + rec.spans[-1].duration_ms
         rec.spans.append(
             SpanRecord(
@@ -202,12 +321,35 @@ def _stream(
                 start,
                 round(rec.latency_ms - start, 3),
                 "ok" if rec.status == "ok" else "error",
-                {"chunks": state.content_chunks, "usage_reported": state.usage is not None},
+                {"chunks": state.content_chunks, "usage_reported": not estimated},
             )
         )
-        rt.log.submit(rec)
+        rt.balancer.release(
+            op.target,
+            ok=state.error not in ("upstream_disconnected", "upstream_timeout", "upstream_bad_stream"),
+            ttfb_ms=attempt_ttfb_ms,
+            error=state.error or "",
+        )
+        rt.finish(rec, op.target)
 
-    iterator = relay(resp, state, drop_usage_only=inject_usage, clock=time.perf_counter, on_close=on_close)
-    return StreamingResponse(
-        iterator, status_code=resp.status_code, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+    def cleanup() -> None:
+        if not closed:
+            op.resp.close()
+            on_close()
+
+    iterator = relay(
+        op.resp,
+        op.body,
+        _processor(ep, op, data, rec.alias),
+        state,
+        idle_s=op.timeouts.idle,
+        deadline=op.deadline,
+        on_close=on_close,
+    )
+    return RelayResponse(
+        iterator,
+        cleanup,
+        status_code=op.resp.status,
+        media_type="text/event-stream",
+        headers={**SSE_HEADERS, **headers},
     )

@@ -27,6 +27,38 @@ class Usage:
         cached = details.get("cached_tokens") if isinstance(details, dict) else 0
         return cls(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached))
 
+    @classmethod
+    def from_responses(cls, usage: object) -> Usage:
+        """The Responses API's `usage`: input/output tokens, cached ones under input_tokens_details."""
+        if not isinstance(usage, dict):
+            return cls()
+        details = usage.get("input_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        return cls(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")), _int(cached))
+
+    @classmethod
+    def from_anthropic(cls, usage: object) -> Usage:
+        """Anthropic's `input_tokens` exclude cache reads and writes; prompt tokens here include both."""
+        if not isinstance(usage, dict):
+            return cls()
+        read, write = _int(usage.get("cache_read_input_tokens")), _int(usage.get("cache_creation_input_tokens"))
+        return cls(_int(usage.get("input_tokens")) + read + write, _int(usage.get("output_tokens")), read)
+
+    @classmethod
+    def from_rerank(cls, usage: object) -> Usage:
+        """Rerankers report one figure (`total_tokens`, sometimes `prompt_tokens`): all of it is input."""
+        if not isinstance(usage, dict):
+            return cls()
+        return cls(_int(usage.get("prompt_tokens")) or _int(usage.get("total_tokens")))
+
+    def merged(self, other: Usage) -> Usage:
+        """Field-wise maximum: streams report input and output tokens in different events."""
+        return Usage(
+            max(self.prompt_tokens, other.prompt_tokens),
+            max(self.completion_tokens, other.completion_tokens),
+            max(self.cached_tokens, other.cached_tokens),
+        )
+
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and value > 0 else 0

@@ -1,22 +1,26 @@
-"""The route table: alias -> weighted deployments, loaded from the DB as an immutable snapshot."""
+"""The route table: alias -> deployments with a strategy and a retry/fallback policy, loaded from the DB
+as an immutable snapshot (the balancer keeps the live per-deployment state beside it)."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import session
-from llm_console.db.models import AliasDeployment, Deployment, ModelAlias, ModelPrice, Provider
+from llm_console.db.models import AliasDeployment, Deployment, ModelAlias, ModelPrice, NetworkAllow, Provider
 from llm_console.gateway.pricing import DEFAULT_PRICES, Price
+
+STRATEGIES = ("weighted", "least_busy", "lowest_latency", "lowest_cost", "engine_aware")
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Everything needed to call one deployment; `api_key` lives only in memory."""
+    """Everything needed to call one deployment; `api_key` lives only in memory and never in a repr."""
 
     deployment_id: int
     deployment: str
@@ -25,23 +29,60 @@ class Target:
     kind: str
     api_key: str | None = field(repr=False)
     price: Price | None
+    weight: int = 1
+    max_concurrency: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # provider settings + deployment settings
+    host: str = ""
+
+    @property
+    def unit_price(self) -> float:
+        """Comparable price for the lowest-cost strategy: input + output USD per million tokens."""
+        return (self.price.input_per_mtok + self.price.output_per_mtok) if self.price else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Retries, backoff and fallbacks for one alias; `None` fields take the gateway-wide settings."""
+
+    retries: int | None = None
+    backoff_ms: float | None = None
+    retry_after_cap_s: float | None = None
+    fallbacks: tuple[str, ...] = ()
+    timeouts: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, raw: object) -> Policy:
+        if not isinstance(raw, dict):
+            return cls()
+
+        def num(name: str) -> float | None:
+            value = raw.get(name)
+            return float(value) if isinstance(value, (int, float)) and value >= 0 else None
+
+        retries = num("retries")
+        fallbacks = raw.get("fallbacks") or []
+        timeouts = raw.get("timeouts")
+        return cls(
+            retries=int(retries) if retries is not None else None,
+            backoff_ms=num("backoff_ms"),
+            retry_after_cap_s=num("retry_after_cap_s"),
+            fallbacks=tuple(str(f) for f in fallbacks if isinstance(f, str)) if isinstance(fallbacks, list) else (),
+            timeouts=timeouts if isinstance(timeouts, dict) else {},
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     alias: str
     targets: tuple[Target, ...]
-    weights: tuple[int, ...]
-
-    def pick(self, rng: random.Random) -> Target:
-        if len(self.targets) == 1:
-            return self.targets[0]
-        return rng.choices(self.targets, weights=self.weights, k=1)[0]
+    strategy: str = "weighted"
+    policy: Policy = field(default_factory=Policy)
 
 
 @dataclass(frozen=True, slots=True)
 class RouteTable:
     routes: dict[str, Route]
+    allowlist: tuple[str, ...] = ()  # SSRF allow-list entries kept in the DB
 
     def get(self, alias: str) -> Route | None:
         return self.routes.get(alias)
@@ -49,9 +90,13 @@ class RouteTable:
     def aliases(self) -> list[str]:
         return sorted(self.routes)
 
+    def targets(self) -> dict[int, Target]:
+        """Every deployment in the table, once."""
+        return {t.deployment_id: t for r in self.routes.values() for t in r.targets}
+
 
 def load_route_table(engine: Engine, box: SecretBox) -> RouteTable:
-    """Read aliases, enabled deployments, providers and prices in one go."""
+    """Read aliases, enabled deployments, providers, prices and the allow-list in one go."""
     with session(engine) as s:
         prices = {
             p.model: Price(p.input_per_mtok, p.output_per_mtok, p.cached_input_per_mtok)
@@ -59,12 +104,13 @@ def load_route_table(engine: Engine, box: SecretBox) -> RouteTable:
         }
         providers = {p.id: p for p in s.exec(select(Provider)) if p.id is not None}
         deployments = {d.id: d for d in s.exec(select(Deployment).where(Deployment.enabled == True))}  # noqa: E712
-        aliases = {a.id: a.alias for a in s.exec(select(ModelAlias))}
+        aliases = {a.id: a for a in s.exec(select(ModelAlias))}
         links = list(s.exec(select(AliasDeployment)))
+        allowlist = tuple(row.entry for row in s.exec(select(NetworkAllow)))
     secrets: dict[int, str | None] = {
         pid: box.decrypt(p.api_key_encrypted) if p.api_key_encrypted else None for pid, p in providers.items()
     }
-    grouped: dict[str, list[tuple[Target, int]]] = {}
+    grouped: dict[int, list[Target]] = {}
     for link in links:
         dep = deployments.get(link.deployment_id)
         alias = aliases.get(link.alias_id)
@@ -78,12 +124,17 @@ def load_route_table(engine: Engine, box: SecretBox) -> RouteTable:
             api_base=prov.api_base,
             kind=prov.kind,
             api_key=secrets[dep.provider_id],
-            price=prices.get(dep.model) or prices.get(alias) or DEFAULT_PRICES.get(dep.model),
+            price=prices.get(dep.model) or prices.get(alias.alias) or DEFAULT_PRICES.get(dep.model),
+            weight=link.weight,
+            max_concurrency=dep.max_concurrency,
+            options={**(prov.settings or {}), **(dep.settings or {})},
+            host=urlsplit(prov.api_base).hostname or "",
         )
-        grouped.setdefault(alias, []).append((target, link.weight))
-    return RouteTable(
-        {
-            alias: Route(alias, tuple(t for t, _ in pairs), tuple(w for _, w in pairs))
-            for alias, pairs in grouped.items()
-        }
-    )
+        grouped.setdefault(link.alias_id, []).append(target)
+    routes: dict[str, Route] = {}
+    for alias_id, targets in grouped.items():
+        row = aliases[alias_id]
+        strategy = row.strategy if row.strategy in STRATEGIES else "weighted"
+        targets.sort(key=lambda t: t.deployment_id)
+        routes[row.alias] = Route(row.alias, tuple(targets), strategy, Policy.from_settings(row.settings))
+    return RouteTable(routes, allowlist)

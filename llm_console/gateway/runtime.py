@@ -1,4 +1,5 @@
-"""Everything the gateway keeps for its lifetime: settings, DB engine, caches, pools, log writer."""
+"""Everything the gateway keeps for its lifetime: settings, DB engine, caches, the upstream client, the
+balancer's live state, metrics, the log writer, and the background loops (route refresh, health checks)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import logging
 import random
 from collections.abc import AsyncIterator
 
-import httpx
 from sqlalchemy.engine import Engine
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import make_engine
+from llm_console.db.records import LogRecord
 from llm_console.gateway.auth import KeyCache, KeyInfo, key_info_from_row
+from llm_console.gateway.balancer import Balancer, DeploymentState
 from llm_console.gateway.logwriter import LogWriter
-from llm_console.gateway.providers.openai_compat import UpstreamPool
-from llm_console.gateway.routing import RouteTable, load_route_table
+from llm_console.gateway.metrics import GatewayMetrics
+from llm_console.gateway.routing import RouteTable, Target, load_route_table
+from llm_console.gateway.ssrf import AllowList, SSRFError
+from llm_console.gateway.upstream import Timeouts, UpstreamClient, UpstreamFailure
 from llm_console.services.keys import find_by_hash
 from llm_console.settings import Settings
 
@@ -26,24 +30,29 @@ log = logging.getLogger("llm_console.gateway")
 class GatewayRuntime:
     """Created once per process; `lifespan()` starts and stops what needs starting."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        engine: Engine | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings.database_url)
         self.box = SecretBox(settings.resolved_secret_key())
         self.rng = random.Random()
         self.routes = RouteTable({})
         self.keys = KeyCache(self._lookup_key, ttl=settings.key_cache_ttl_s)
-        self.upstream = UpstreamPool(
-            connect_timeout_s=settings.upstream_connect_timeout_s,
-            timeout_s=settings.upstream_timeout_s,
-            transport=transport,
+        self.default_timeouts = Timeouts(
+            connect=settings.upstream_connect_timeout_s,
+            first_byte=settings.upstream_first_byte_timeout_s,
+            idle=settings.upstream_idle_timeout_s,
+            total=settings.upstream_timeout_s,
         )
+        self._settings_allow = AllowList.parse(settings.upstream_allowlist)
+        self.allowlist = self._settings_allow
+        self.upstream = UpstreamClient(lambda: self.allowlist)
+        self.metrics = GatewayMetrics()
+        self.balancer = Balancer(
+            failure_threshold=settings.circuit_failure_threshold,
+            cooldown_s=settings.circuit_cooldown_s,
+            rng=self.rng,
+        )
+        self.balancer.on_change = self._circuit_changed
         self.log = LogWriter(
             self.engine,
             spool_dir=settings.data_dir / "spool",
@@ -51,14 +60,32 @@ class GatewayRuntime:
             batch_size=settings.log_batch_size,
             flush_interval_s=settings.log_flush_interval_s,
         )
-        self._refresher: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def _lookup_key(self, key_hash: str) -> KeyInfo | None:
         row = find_by_hash(self.engine, key_hash)
         return key_info_from_row(row) if row is not None else None
 
+    def finish(self, rec: LogRecord, target: Target | None) -> None:
+        """A request is over: count it and queue its log row (never awaits)."""
+        self.metrics.observe(rec, target.deployment if target is not None else "")
+        self.log.submit(rec)
+
+    def _circuit_changed(self, target: Target, st: DeploymentState) -> None:
+        self.metrics.set_circuit(target.deployment, st.circuit)
+        log.warning("deployment %s circuit %s (%s)", target.deployment, st.circuit, st.last_error or "recovered")
+
     async def reload_routes(self) -> None:
-        self.routes = await asyncio.to_thread(load_route_table, self.engine, self.box)
+        table = await asyncio.to_thread(load_route_table, self.engine, self.box)
+        try:
+            db_allow = AllowList.parse(table.allowlist)
+        except SSRFError as exc:
+            log.warning("ignoring the stored upstream allow-list: %s", exc)
+            db_allow = AllowList.parse(())
+        self.allowlist = AllowList(
+            self._settings_allow.networks + db_allow.networks, self._settings_allow.hosts + db_allow.hosts
+        )
+        self.routes = table
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -68,16 +95,52 @@ class GatewayRuntime:
             except Exception as exc:  # keep serving the last good table
                 log.warning("route table refresh failed: %s", type(exc).__name__)
 
+    async def check_health(self, target: Target) -> bool:
+        """GET the deployment's model list; any 2xx within the connect + first-byte limits counts as healthy."""
+        from llm_console.gateway.providers import PROVIDERS
+
+        call = PROVIDERS[target.kind].health(target)
+        try:
+            resp = await self.upstream.send(
+                call.method,
+                call.url,
+                host=target.host,
+                headers=call.headers,
+                body=None,
+                connect_s=self.default_timeouts.connect,
+                first_byte_s=min(self.default_timeouts.first_byte, 10.0),
+            )
+        except UpstreamFailure as exc:
+            ok, error = False, exc.kind
+        else:
+            ok, error = 200 <= resp.status < 300, f"http_{resp.status}"
+            resp.close()
+        self.balancer.health_result(target, ok, "" if ok else error)
+        self.metrics.set_healthy(target.deployment, ok)
+        return ok
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_check_interval_s)
+            targets = list(self.routes.targets().values())
+            if targets:
+                await asyncio.gather(*(self.check_health(t) for t in targets), return_exceptions=True)
+
     async def start(self) -> None:
         await self.reload_routes()
+        await self.upstream.start()
         await self.log.start()
-        self._refresher = asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh")
+        self._tasks.append(asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh"))
+        if self.settings.health_check_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._health_loop(), name="llmc-health-checks"))
 
     async def stop(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+                await task
         await self.upstream.aclose()
         await self.log.stop()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
@@ -9,10 +12,11 @@ from sqlmodel import select
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import session
-from llm_console.db.models import AliasDeployment, Deployment, ModelAlias, ModelPrice, Provider, utcnow
+from llm_console.db.models import AliasDeployment, Deployment, ModelAlias, ModelPrice, NetworkAllow, Provider, utcnow
+from llm_console.gateway.ssrf import AllowList, SSRFError, check_ip, check_url_syntax
 from llm_console.services.audit import record
 
-PROVIDER_KINDS = ("openai",)
+PROVIDER_KINDS = ("openai", "anthropic", "azure")
 
 
 class ConfigError(ValueError):
@@ -32,6 +36,67 @@ def validate_base_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+def allowlist(engine: Engine, extra: Iterable[str] = ()) -> AllowList:
+    """The SSRF allow-list in force: the stored entries plus `LLMC_UPSTREAM_ALLOWLIST`."""
+    with session(engine) as s:
+        stored = [row.entry for row in s.exec(select(NetworkAllow))]
+    return AllowList.parse([*extra, *stored])
+
+
+def check_upstream_url(url: str, allow: AllowList) -> str:
+    """Refuse URLs that reach loopback, private, link-local or metadata addresses unless allow-listed.
+
+    Names that resolve now are checked against every address they resolve to; names that do not resolve
+    yet are accepted here, and the gateway's resolver checks them again on every connection.
+    """
+    try:
+        url = check_url_syntax(url, allow)
+    except SSRFError as exc:
+        raise ConfigError(str(exc)) from None
+    host = urlsplit(url).hostname or ""
+    if allow.allows_host(host):
+        return url
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return url
+    for info in infos:
+        try:
+            check_ip(ipaddress.ip_address(str(info[4][0]).split("%")[0]), allow, host=host)
+        except SSRFError as exc:
+            raise ConfigError(str(exc)) from None
+    return url
+
+
+def allow_network(engine: Engine, entry: str, *, actor: str, note: str = "") -> NetworkAllow:
+    """Add a CIDR, address or host name (`*.suffix` too) to the SSRF allow-list (audited)."""
+    entry = entry.strip()
+    try:
+        AllowList.parse([entry])
+    except SSRFError as exc:
+        raise ConfigError(str(exc)) from None
+    with session(engine) as s:
+        row = s.exec(select(NetworkAllow).where(NetworkAllow.entry == entry)).first()
+        if row is not None:
+            return row
+        row = NetworkAllow(entry=entry, note=note[:500], created_by=actor)
+        s.add(row)
+        s.flush()
+        record(s, actor=actor, action="allowlist.add", target_type="network_allow", target_id=entry, after={"note": note})
+        s.commit()
+        s.refresh(row)
+        return row
+
+
+def _host_entry(api_base: str) -> str:
+    host = urlsplit(api_base).hostname or ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host.lower()
+    return f"{ip}/{ip.max_prefixlen}"
+
+
 def add_deployment(
     engine: Engine,
     box: SecretBox,
@@ -43,8 +108,16 @@ def add_deployment(
     api_key: str | None = None,
     weight: int = 1,
     actor: str,
+    allow_private: bool = False,
+    extra_allowlist: Iterable[str] = (),
+    provider_settings: dict[str, str] | None = None,
+    max_concurrency: int | None = None,
 ) -> Deployment:
-    """Create a provider + deployment for `base_url` and route `alias` to it."""
+    """Create a provider + deployment for `base_url` and route `alias` to it.
+
+    The URL passes the SSRF guard first; `allow_private=True` is the admin saying "this private host is
+    ours": its host goes on the allow-list (audited) before the check.
+    """
     alias = alias.strip()
     if not alias or len(alias) > 300:
         raise ConfigError("alias must be 1-300 characters")
@@ -52,7 +125,12 @@ def add_deployment(
         raise ConfigError(f"provider kind must be one of: {', '.join(PROVIDER_KINDS)}")
     if weight < 0:
         raise ConfigError("weight must be >= 0")
+    if max_concurrency is not None and max_concurrency < 1:
+        raise ConfigError("max concurrency must be >= 1")
     api_base = validate_base_url(base_url)
+    if allow_private:
+        allow_network(engine, _host_entry(api_base), actor=actor, note=f"deployment {alias}")
+    api_base = check_upstream_url(api_base, allowlist(engine, extra_allowlist))
     upstream_model = (model or alias).strip()
     with session(engine) as s:
         provider = s.exec(select(Provider).where(Provider.api_base == api_base, Provider.kind == kind)).first()
@@ -60,14 +138,18 @@ def add_deployment(
             provider = Provider(name=f"{kind}:{api_base}", kind=kind, api_base=api_base)
         if api_key:
             provider.api_key_encrypted = box.encrypt(api_key)
+        if provider_settings:
+            provider.settings = {**(provider.settings or {}), **provider_settings}
         s.add(provider)
         s.flush()
         name = f"{upstream_model}@{urlsplit(api_base).netloc}"
         dep = s.exec(select(Deployment).where(Deployment.name == name)).first()
         if dep is None:
             dep = Deployment(name=name, provider_id=provider.id, model=upstream_model)  # type: ignore[arg-type]
-            s.add(dep)
-            s.flush()
+        if max_concurrency is not None:
+            dep.max_concurrency = max_concurrency
+        s.add(dep)
+        s.flush()
         row = s.exec(select(ModelAlias).where(ModelAlias.alias == alias)).first()
         if row is None:
             row = ModelAlias(alias=alias)

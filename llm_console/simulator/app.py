@@ -1,4 +1,5 @@
-"""Starlette app speaking the OpenAI wire format the way vLLM's server does."""
+"""Starlette app speaking the wire formats a vLLM server does: OpenAI (chat, completions, embeddings, Responses,
+rerank), Anthropic's Messages API and Azure OpenAI's deployment routes, all over one simulated engine."""
 
 from __future__ import annotations
 
@@ -6,43 +7,35 @@ import array
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
+from llm_console.simulator.anthropic import MessagesApi
+from llm_console.simulator.auth import check_api_key
+from llm_console.simulator.azure import AzureApi
 from llm_console.simulator.config import SimulatorConfig
-from llm_console.simulator.engine import EMBEDDING_DIM, Engine, Generation, count_tokens, embed
+from llm_console.simulator.engine import (
+    EMBEDDING_DIM,
+    MESSAGE_OVERHEAD_TOKENS,
+    Engine,
+    Generation,
+    count_tokens,
+    embed,
+)
+from llm_console.simulator.errors import ApiError, Dialect, error_response, simulated_failure
+from llm_console.simulator.parsing import optional_positive_int, read_object, require_model
+from llm_console.simulator.rerank import RerankApi
+from llm_console.simulator.responses import ResponsesApi
+from llm_console.simulator.wire import Chunk, OrjsonResponse, SSEResponse, sse_data
 
-MESSAGE_OVERHEAD_TOKENS = 4
-Chunk = dict[str, Any]
-
-
-class ApiError(Exception):
-    """An error answered in OpenAI's `{"error": {...}}` shape."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -68,58 +61,6 @@ class Envelope:
     def wrap(self, choices: list[Chunk], **extra: Any) -> Chunk:
         head = {"id": self.id, "object": self.object, "created": self.created, "model": self.model}
         return {**head, "choices": choices, **extra}
-
-
-class OrjsonResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-class SSEResponse(StreamingResponse):
-    """Event stream that always closes its generator, so a client disconnect releases the engine slot."""
-
-    def __init__(self, content: AsyncIterator[bytes]) -> None:
-        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        self._generator = content
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            aclose = getattr(self._generator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-
-
-def _error_response(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    body = {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
-    return OrjsonResponse(body, status_code=exc.status)
-
-
-def _sse(payload: Chunk) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
-async def _read_object(request: Request) -> dict[str, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "Request body must be a JSON object.")
-    return body
-
-
-def _optional_positive_int(body: dict[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApiError(400, f"`{name}` must be a positive integer, got {value!r}.", param=name)
-    return value
 
 
 def _message_tokens(message: Any, index: int) -> int:
@@ -151,17 +92,20 @@ def _prompt_tokens(prompt: Any) -> int:
 
 
 class SimulatorApi:
-    """Route handlers bound to one engine."""
+    """OpenAI chat, legacy completion, embedding and model-list handlers bound to one engine.
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    The `*_body` methods take an already-read body so the Azure deployment routes can reuse them.
+    """
+
+    def __init__(self, config: SimulatorConfig, engine: Engine) -> None:
         self.config = config
-        self.engine = Engine(config)
+        self.engine = engine
 
     def _common(self, body: dict[str, Any], prompt_tokens: int) -> GenRequest:
         model = body["model"]
-        max_tokens = _optional_positive_int(body, "max_completion_tokens")
+        max_tokens = optional_positive_int(body, "max_completion_tokens")
         if max_tokens is None:
-            max_tokens = _optional_positive_int(body, "max_tokens")
+            max_tokens = optional_positive_int(body, "max_tokens")
         stream = body.get("stream") or False
         if not isinstance(stream, bool):
             raise ApiError(400, "`stream` must be a boolean.", param="stream")
@@ -180,19 +124,14 @@ class SimulatorApi:
                 param="messages" if "messages" in body else "prompt",
             )
         if self.engine.should_fail():
-            raise ApiError(500, "Simulated upstream failure.", type="server_error", code="internal_error")
+            raise simulated_failure()
         return GenRequest(model, prompt_tokens, max_tokens, stream, include_usage)
 
-    def _check_model(self, body: dict[str, Any], known: list[str]) -> None:
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise ApiError(400, "`model` is required and must be a string.", param="model")
-        if model not in known:
-            raise ApiError(404, f"The model `{model}` does not exist.", param="model", code="model_not_found")
-
     async def chat_completions(self, request: Request) -> Response:
-        body = await _read_object(request)
-        self._check_model(body, self.config.models)
+        return await self.chat_body(await read_object(request))
+
+    async def chat_body(self, body: dict[str, Any]) -> Response:
+        require_model(body, self.config.models)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise ApiError(400, "`messages` must be a non-empty list.", param="messages")
@@ -206,14 +145,17 @@ class SimulatorApi:
             role = choice({"role": "assistant", "content": ""})
             tokens = self._stream(req, env, lambda t: choice({"content": t}), lambda f: choice({}, f), role)
             return SSEResponse(tokens)
-        gen, text = await self._complete(req)
+        gen = self.engine.plan(req.prompt_tokens, req.max_tokens)
+        text = await self.engine.complete(gen)
         message = {"role": "assistant", "content": text, "tool_calls": []}
         result = {"index": 0, "message": message, "logprobs": None, "finish_reason": gen.finish_reason}
         return OrjsonResponse(env.wrap([result], object="chat.completion", usage=_usage(gen)))
 
     async def completions(self, request: Request) -> Response:
-        body = await _read_object(request)
-        self._check_model(body, self.config.models)
+        return await self.completions_body(await read_object(request))
+
+    async def completions_body(self, body: dict[str, Any]) -> Response:
+        require_model(body, self.config.models)
         req = self._common(body, _prompt_tokens(body.get("prompt")))
         env = Envelope(f"cmpl-{uuid.uuid4().hex}", "text_completion", int(time.time()), req.model)
 
@@ -222,14 +164,9 @@ class SimulatorApi:
 
         if req.stream:
             return SSEResponse(self._stream(req, env, choice, lambda f: choice("", f)))
-        gen, text = await self._complete(req)
-        return OrjsonResponse(env.wrap([choice(text, gen.finish_reason)], usage=_usage(gen)))
-
-    async def _complete(self, req: GenRequest) -> tuple[Generation, str]:
         gen = self.engine.plan(req.prompt_tokens, req.max_tokens)
-        async with aclosing(self.engine.run(gen)) as tokens:
-            text = "".join([token async for token in tokens])
-        return gen, text
+        text = await self.engine.complete(gen)
+        return OrjsonResponse(env.wrap([choice(text, gen.finish_reason)], usage=_usage(gen)))
 
     async def _stream(
         self,
@@ -246,39 +183,41 @@ class SimulatorApi:
             async for token in tokens:
                 # Like vLLM, the role chunk waits for the first token so clients measure a real TTFT.
                 if first_choice is not None:
-                    yield _sse(env.wrap([first_choice], **extra))
+                    yield sse_data(env.wrap([first_choice], **extra))
                     first_choice = None
-                yield _sse(env.wrap([token_choice(token)], **extra))
-        yield _sse(env.wrap([finish_choice(gen.finish_reason)], **extra))
+                yield sse_data(env.wrap([token_choice(token)], **extra))
+        yield sse_data(env.wrap([finish_choice(gen.finish_reason)], **extra))
         if req.include_usage:
-            yield _sse(env.wrap([], usage=_usage(gen)))
+            yield sse_data(env.wrap([], usage=_usage(gen)))
         yield b"data: [DONE]\n\n"
 
     async def embeddings(self, request: Request) -> Response:
-        body = await _read_object(request)
-        self._check_model(body, self.config.embedding_models)
+        return await self.embeddings_body(await read_object(request))
+
+    async def embeddings_body(self, body: dict[str, Any]) -> Response:
+        model = require_model(body, self.config.embedding_models)
         raw = body.get("input")
         inputs = [raw] if isinstance(raw, str) else raw
         if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
             raise ApiError(400, "`input` must be a string or a non-empty list of strings.", param="input")
-        dims = _optional_positive_int(body, "dimensions") or EMBEDDING_DIM
+        dims = optional_positive_int(body, "dimensions") or EMBEDDING_DIM
         if dims > EMBEDDING_DIM:
             raise ApiError(400, f"`dimensions` must be at most {EMBEDDING_DIM}.", param="dimensions")
         encoding = body.get("encoding_format") or "float"
         if encoding not in ("float", "base64"):
             raise ApiError(400, "`encoding_format` must be 'float' or 'base64'.", param="encoding_format")
         if self.engine.should_fail():
-            raise ApiError(500, "Simulated upstream failure.", type="server_error", code="internal_error")
+            raise simulated_failure()
         data = []
         for index, text in enumerate(inputs):
-            vector: Any = embed(text, body["model"], dims)
+            vector: Any = embed(text, model, dims)
             if encoding == "base64":
                 vector = base64.b64encode(array.array("f", vector).tobytes()).decode()
             data.append({"object": "embedding", "index": index, "embedding": vector})
         tokens = sum(count_tokens(t) for t in inputs)
         self.engine.prompt_tokens_total += tokens
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-        return OrjsonResponse({"object": "list", "data": data, "model": body["model"], "usage": usage})
+        return OrjsonResponse({"object": "list", "data": data, "model": model, "usage": usage})
 
     async def models(self, request: Request) -> Response:
         created = int(time.time())
@@ -292,7 +231,7 @@ class SimulatorApi:
                 "parent": None,
                 "max_model_len": self.config.max_model_len,
             }
-            for name in [*self.config.models, *self.config.embedding_models]
+            for name in [*self.config.models, *self.config.embedding_models, *self.config.rerank_models]
         ]
         return OrjsonResponse({"object": "list", "data": data})
 
@@ -311,17 +250,51 @@ def _usage(gen: Generation) -> dict[str, int]:
     }
 
 
+def guarded(handler: Handler, config: SimulatorConfig, dialect: Dialect) -> Handler:
+    """Check the API key, then run the handler; every `ApiError` becomes a body in the route's dialect."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            check_api_key(request.headers, config, dialect)
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc, dialect)
+
+    return endpoint
+
+
 def create_app(config: SimulatorConfig | None = None) -> Starlette:
     """Build a simulator app with its own engine state."""
-    api = SimulatorApi(config or SimulatorConfig())
-    routes = [
-        Route("/v1/chat/completions", api.chat_completions, methods=["POST"]),
-        Route("/v1/completions", api.completions, methods=["POST"]),
-        Route("/v1/embeddings", api.embeddings, methods=["POST"]),
-        Route("/v1/models", api.models, methods=["GET"]),
+    config = config or SimulatorConfig()
+    engine = Engine(config)
+    api = SimulatorApi(config, engine)
+    responses = ResponsesApi(config, engine)
+    rerank = RerankApi(config, engine)
+    messages = MessagesApi(config, engine)
+    azure = AzureApi(config, chat=api.chat_body, completions=api.completions_body, embeddings=api.embeddings_body)
+    post = ["POST"]
+    model_routes: list[tuple[str, Handler, list[str], Dialect]] = [
+        ("/v1/chat/completions", api.chat_completions, post, Dialect.OPENAI),
+        ("/v1/completions", api.completions, post, Dialect.OPENAI),
+        ("/v1/embeddings", api.embeddings, post, Dialect.OPENAI),
+        ("/v1/responses", responses.create, post, Dialect.OPENAI),
+        ("/v1/rerank", rerank.rerank, post, Dialect.OPENAI),
+        ("/rerank", rerank.rerank, post, Dialect.OPENAI),
+        ("/v2/rerank", rerank.rerank, post, Dialect.OPENAI),
+        ("/v1/models", api.models, ["GET"], Dialect.OPENAI),
+        ("/v1/messages", messages.create, post, Dialect.ANTHROPIC),
+        ("/openai/deployments/{deployment}/chat/completions", azure.chat_completions, post, Dialect.AZURE),
+        ("/openai/deployments/{deployment}/completions", azure.completions, post, Dialect.AZURE),
+        ("/openai/deployments/{deployment}/embeddings", azure.embeddings, post, Dialect.AZURE),
+    ]
+    routes: list[BaseRoute] = [
+        Route(path, guarded(handler, config, dialect), methods=methods)
+        for path, handler, methods, dialect in model_routes
+    ]
+    routes += [
         Route("/health", api.health, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _error_response})
-    app.state.engine = api.engine
+    app = Starlette(routes=routes)
+    app.state.engine = engine
     return app

@@ -15,12 +15,21 @@ def _default_embedding_models() -> list[str]:
     return ["bge-small-en"]
 
 
+def _default_rerank_models() -> list[str]:
+    return ["bge-reranker-base"]
+
+
 @dataclass
 class SimulatorConfig:
-    """Latency, capacity and failure knobs; the defaults feel like a small GPU serving an 8B model."""
+    """Latency, capacity and failure knobs; the defaults feel like a small GPU serving an 8B model.
+
+    `api_key`, when set, is required on every model route; `echo_key_in_errors` makes the 401 quote the
+    presented key verbatim, as real providers do, so a gateway's redaction of upstream errors can be tested.
+    """
 
     models: list[str] = field(default_factory=_default_models)
     embedding_models: list[str] = field(default_factory=_default_embedding_models)
+    rerank_models: list[str] = field(default_factory=_default_rerank_models)
     ttft_ms: float = 120.0
     tokens_per_second: float = 60.0
     jitter: float = 0.25
@@ -30,6 +39,8 @@ class SimulatorConfig:
     kv_cache_tokens: int = 200_000
     max_model_len: int = 32_768
     seed: int | None = None
+    api_key: str | None = field(default=None, repr=False)
+    echo_key_in_errors: bool = False
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -42,6 +53,8 @@ class SimulatorConfig:
             raise ValueError("error_rate must be between 0 and 1")
         if self.max_num_seqs < 1 or self.max_output_tokens < 1 or self.kv_cache_tokens < 1:
             raise ValueError("max_num_seqs, max_output_tokens and kv_cache_tokens must be positive")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("api_key must not be blank; leave it unset to accept any key")
 
     @property
     def token_delay_s(self) -> float:

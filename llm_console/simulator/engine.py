@@ -9,6 +9,7 @@ import random
 import struct
 import time
 from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from llm_console.simulator.config import SimulatorConfig
@@ -18,6 +19,8 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
 EMBEDDING_DIM = 384
 MIN_COMPLETION_TOKENS = 8
+# Chat templates wrap every message in role markers; each dialect counts them the same way.
+MESSAGE_OVERHEAD_TOKENS = 4
 
 _VOCABULARY = (
     "the model can help you plan test and ship small changes with clear notes about each step "
@@ -90,6 +93,28 @@ class Generation:
     finish_reason: str
     completion_tokens: int = 0
 
+    def cut_at(self, stops: Sequence[str]) -> str | None:
+        """End the plan at the earliest stop sequence and return it, or None when none occurs.
+
+        The tokens that spelled the stop sequence still count as generated, but their text is dropped,
+        as providers do: the answer ends just before the stop sequence.
+        """
+        text = "".join(self.tokens)
+        hits = [(text.find(stop), stop) for stop in stops if stop and stop in text]
+        if not hits:
+            return None
+        start, stop = min(hits)
+        end, consumed = start + len(stop), 0
+        kept: list[str] = []
+        for token in self.tokens:
+            kept.append(token[: max(0, start - consumed)])
+            consumed += len(token)
+            if consumed >= end:
+                break
+        self.tokens = kept
+        self.finish_reason = "stop"
+        return stop
+
 
 class Engine:
     """Mutable state of the simulated server, owned by one app on one event loop."""
@@ -160,6 +185,11 @@ class Engine:
             self._slots.release()
             self.finished[gen.finish_reason if completed else "abort"] += 1
             self.e2e.observe(time.monotonic() - arrival)
+
+    async def complete(self, gen: Generation) -> str:
+        """Run a planned generation to its end and return the whole text."""
+        async with aclosing(self.run(gen)) as tokens:
+            return "".join([token async for token in tokens])
 
     def render_prometheus(self) -> str:
         """Prometheus text exposition using vLLM's metric names, labelled with the first model."""

@@ -1,4 +1,4 @@
-"""A started gateway on a fresh SQLite file, its upstream faked by `httpx.MockTransport`."""
+"""A started gateway on a fresh SQLite file, its upstream a scripted fake served on a real local port."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from llm_console.services.keys import create_key
 from .fakes import (
     ALIAS,
     PROVIDER_KEY,
-    UPSTREAM_BASE,
     UPSTREAM_MODEL,
     FakeUpstream,
     Gateway,
     GatewayFactory,
+    HttpUpstream,
     QueryLog,
     StreamingASGITransport,
     make_settings,
@@ -47,28 +47,31 @@ def make_gateway(tmp_path: Path, upstream: FakeUpstream, monkeypatch: pytest.Mon
     async def factory(
         *, streaming: bool = False, allowed_aliases: list[str] | None = None, **overrides: Any
     ) -> AsyncIterator[Gateway]:
-        settings = make_settings(tmp_path, **{"log_flush_interval_s": 0.02, **overrides})
+        defaults = {"log_flush_interval_s": 0.02, "upstream_allowlist": ["127.0.0.1/32"], "retry_backoff_ms": 1.0}
+        settings = make_settings(tmp_path, **{**defaults, **overrides})
         upgrade(settings.database_url)
-        rt = GatewayRuntime(settings, transport=httpx.MockTransport(upstream))
+        rt = GatewayRuntime(settings)
         try:
-            key = create_key(rt.engine, name="test", actor="test", allowed_aliases=allowed_aliases)
-            dep = add_deployment(
-                rt.engine,
-                rt.box,
-                alias=ALIAS,
-                base_url=UPSTREAM_BASE,
-                model=UPSTREAM_MODEL,
-                api_key=PROVIDER_KEY,
-                actor="test",
-            )
-            assert dep.id is not None
-            app = create_gateway(runtime=rt)
-            transport: httpx.AsyncBaseTransport = (
-                StreamingASGITransport(app) if streaming else httpx.ASGITransport(app=app)
-            )
-            async with rt.lifespan():
-                async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-                    yield Gateway(rt, client, key, dep.id, upstream, settings)
+            async with HttpUpstream(upstream) as server:
+                key = create_key(rt.engine, name="test", actor="test", allowed_aliases=allowed_aliases)
+                dep = add_deployment(
+                    rt.engine,
+                    rt.box,
+                    alias=ALIAS,
+                    base_url=server.base_url,
+                    model=UPSTREAM_MODEL,
+                    api_key=PROVIDER_KEY,
+                    actor="test",
+                    extra_allowlist=settings.upstream_allowlist,
+                )
+                assert dep.id is not None
+                app = create_gateway(runtime=rt)
+                transport: httpx.AsyncBaseTransport = (
+                    StreamingASGITransport(app) if streaming else httpx.ASGITransport(app=app)
+                )
+                async with rt.lifespan():
+                    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                        yield Gateway(rt, client, key, dep.id, upstream, settings, server.base_url)
         finally:
             rt.engine.dispose()
 

@@ -1,4 +1,8 @@
-"""Fakes for gateway tests: an upstream behind `httpx.MockTransport`, an unbuffered ASGI client, helpers."""
+"""Fakes for gateway tests: a scriptable upstream served on a real socket, an unbuffered ASGI client, helpers.
+
+The upstream is written as an httpx-style handler (request in, `httpx.Response` out, bodies streamed chunk by
+chunk) and served by `HttpUpstream` on 127.0.0.1, so the gateway's real aiohttp client does the calling.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
+from aiohttp import web
 from sqlmodel import select
 
 from llm_console.db.engine import session
@@ -21,7 +27,6 @@ from llm_console.settings import Settings
 
 ALIAS = "m"
 UPSTREAM_MODEL = "upstream-model"
-UPSTREAM_BASE = "http://upstream.test/v1"
 PROVIDER_KEY = "sk-provider-0123456789abcdef"
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
@@ -122,6 +127,62 @@ class FakeUpstream:
         self.handler = handler
 
 
+HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+
+class HttpUpstream:
+    """Serves a `FakeUpstream` on a real 127.0.0.1 port.
+
+    A body stream that raises mid-way resets the connection (the client sees the stream break); a client
+    that goes away cancels the handler and closes the body stream (`ChunkStream.closed`).
+    """
+
+    def __init__(self, upstream: FakeUpstream) -> None:
+        self.upstream = upstream
+        self.base_url = ""
+        self._runner: web.ServerRunner | None = None
+
+    async def __aenter__(self) -> HttpUpstream:
+        self._runner = web.ServerRunner(web.Server(self._handle, handler_cancellation=True), handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        body = await request.read()
+        req = httpx.Request(request.method, str(request.url), headers=list(request.headers.items()), content=body)
+        resp = await self.upstream(req)
+        headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_HEADERS}
+        try:
+            whole = resp.content  # built with content=/json=: send it with a Content-Length
+        except httpx.ResponseNotRead:
+            whole = None
+        if whole is not None:
+            return web.Response(status=resp.status_code, body=whole, headers=headers)
+        out = web.StreamResponse(status=resp.status_code, headers=headers)
+        try:
+            await out.prepare(request)
+            async for chunk in resp.aiter_raw():
+                await out.write(chunk)
+        except (ConnectionError, aiohttp.ClientConnectionResetError):
+            return out
+        except Exception:
+            if request.transport is not None:
+                request.transport.abort()  # a reset mid-body, as a crashing upstream would cause
+            return out
+        finally:
+            await resp.aclose()
+        await out.write_eof()
+        return out
+
+
 class StreamingASGITransport(httpx.AsyncBaseTransport):
     """Like `httpx.ASGITransport`, but the response body arrives as the app sends it (no buffering).
 
@@ -216,6 +277,7 @@ class Gateway:
     deployment_id: int
     upstream: FakeUpstream
     settings: Settings
+    upstream_base: str
 
     @property
     def auth(self) -> dict[str, str]:

@@ -62,7 +62,7 @@ async def test_upstream_gets_the_provider_key_and_never_the_virtual_key(gw: Gate
 
     assert resp.status_code == 200
     request = gw.upstream.requests[-1]
-    assert request.url == httpx.URL("http://upstream.test/v1/chat/completions")
+    assert request.url == httpx.URL(f"{gw.upstream_base}/chat/completions")
     assert request.method == "POST"
     assert request.headers["authorization"] == f"Bearer {PROVIDER_KEY}"
     assert "x-custom" not in request.headers

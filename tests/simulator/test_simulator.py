@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import re
@@ -20,7 +19,7 @@ import pytest_asyncio
 import uvicorn
 
 from llm_console.simulator import SimulatorConfig, create_app
-from llm_console.simulator.__main__ import build_config
+from llm_console.simulator.__main__ import build_config, build_parser
 from llm_console.simulator.__main__ import main as simulator_main
 from llm_console.simulator.engine import count_tokens
 from llm_console.simulator.server import serve_async
@@ -240,7 +239,7 @@ async def test_models_and_health(client: httpx.AsyncClient) -> None:
     listing = (await client.get("/v1/models")).json()
     assert listing["object"] == "list"
     ids = [m["id"] for m in listing["data"]]
-    assert ids == ["llama-3.1-8b-instruct", "qwen2.5-7b-instruct", "bge-small-en"]
+    assert ids == ["llama-3.1-8b-instruct", "qwen2.5-7b-instruct", "bge-small-en", "bge-reranker-base"]
     assert all(
         m["object"] == "model" and m["owned_by"] == "vllm" and m["max_model_len"] == 32768 for m in listing["data"]
     )
@@ -393,6 +392,6 @@ def test_config_validation_and_cli_flags() -> None:
     assert SimulatorConfig(tokens_per_second=50).token_delay_s == pytest.approx(0.02)
     with pytest.raises(SystemExit):
         simulator_main(["--error-rate", "3"])
-    args = argparse.Namespace(fast=True, error_rate=0.1, ttft_ms=None, tps=None, seed=4, models="a, b")
+    args = build_parser().parse_args(["--fast", "--error-rate", "0.1", "--seed", "4", "--models", "a, b"])
     config = build_config(args)
     assert (config.error_rate, config.ttft_ms, config.seed, config.models) == (0.1, 0.0, 4, ["a", "b"])

@@ -1,52 +1,28 @@
-"""OpenAI-compatible upstreams (vLLM, OpenAI, LiteLLM, FakeAI, ...): one pooled client per base URL."""
+"""Generic OpenAI-compatible upstreams: vLLM, OpenAI, LiteLLM, FakeAI, SGLang, TGI's OpenAI layer, ..."""
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
-from llm_console.gateway.routing import Target
+from llm_console.gateway.providers.base import PATHS, Call, Wire, v1_root
 
-# Below the 5 s idle timeout of uvicorn (and so vLLM): reusing a connection the server is closing fails the call.
-KEEPALIVE_EXPIRY_S = 4.0
+if TYPE_CHECKING:
+    from llm_console.gateway.routing import Target
 
 
-class UpstreamPool:
-    """Keeps one `httpx.AsyncClient` per upstream base URL for the life of the gateway."""
+class OpenAICompatible:
+    kind = "openai"
+    wire: Wire = "openai"
+    endpoints = frozenset({"chat", "completions", "embeddings", "rerank", "responses"})
 
-    def __init__(
-        self,
-        *,
-        connect_timeout_s: float,
-        timeout_s: float,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s, pool=connect_timeout_s)
-        self._limits = httpx.Limits(
-            max_connections=1000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_EXPIRY_S
-        )
-        self._transport = transport
-        self._clients: dict[str, httpx.AsyncClient] = {}
-
-    def client(self, api_base: str) -> httpx.AsyncClient:
-        client = self._clients.get(api_base)
-        if client is None:
-            client = httpx.AsyncClient(
-                base_url=api_base, timeout=self._timeout, limits=self._limits, transport=self._transport
-            )
-            self._clients[api_base] = client
-        return client
-
-    def build_request(self, target: Target, path: str, body: bytes) -> httpx.Request:
+    def _headers(self, target: Target) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         if target.api_key:
             headers["authorization"] = f"Bearer {target.api_key}"
-        base = target.api_base if target.api_base.endswith("/v1") else f"{target.api_base}/v1"
-        return self.client(target.api_base).build_request("POST", f"{base}{path}", content=body, headers=headers)
+        return headers
 
-    async def send(self, target: Target, request: httpx.Request, *, stream: bool) -> httpx.Response:
-        return await self.client(target.api_base).send(request, stream=stream)
+    def call(self, target: Target, endpoint: str) -> Call:
+        return Call("POST", v1_root(target.api_base) + PATHS[endpoint], self._headers(target))
 
-    async def aclose(self) -> None:
-        clients, self._clients = self._clients, {}
-        for client in clients.values():
-            await client.aclose()
+    def health(self, target: Target) -> Call:
+        return Call("GET", v1_root(target.api_base) + "/models", self._headers(target))

@@ -1,0 +1,397 @@
+"""Gateway vs. the floor and the peer: one run, one table, acceptance targets with PASS/FAIL.
+
+Runs, one after another on 127.0.0.1 with the same upstream and the same load: the upstream called
+directly, a bare pass-through proxy (benchmarks/bare_proxy.py), `llm-console gateway` (standalone, one
+worker), the gateway mounted in `llm-console run`, and LiteLLM's proxy (own cached venv). Each at
+concurrency 1, 16, 64, streaming and not. `.venv/bin/python benchmarks/gateway_compare.py --quick`;
+benchmarks/README.md explains the columns and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: make `benchmarks` importable
+
+from benchmarks import litellm_env
+from benchmarks.environment import describe_environment
+from benchmarks.load import StreamStats, Target, check, drive_fresh, pct, probe_streams
+from benchmarks.report import MIB, Row, Soak, evaluate, gaps_json, render_gaps, render_table, row_json
+from benchmarks.servers import HUGE_LIMIT, BenchError
+from benchmarks.targets import Fleet, Layout, Sut, core_layout
+from benchmarks.wrk import (
+    LoadResult,
+    find_or_install_wrk,
+    finish_wrk,
+    run_wrk,
+    start_wrk,
+    write_mixed_script,
+    write_script,
+    wrk_command,
+)
+
+ALL_TARGETS = ("direct", "bare", "gateway", "console", "litellm")
+SOAK_SAMPLE_S = 5.0
+T = TypeVar("T")
+# (warm-up s, measured s, streaming probe s, gap cell s) per cell
+PRESETS = {"quick": (1, 2, 1.0, 2.0), "full": (2, 8, 3.0, 5.0)}
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """The Python client on uvloop when present: the cheaper the client, the less it steals from the upstream."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def cpu_of_ours(fleet: Fleet) -> float:
+    """CPU seconds of everything this benchmark runs: servers, this process, and finished children (wrk, CLI)."""
+    own = psutil.Process().cpu_times()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return sum(s.cpu_s() for s in fleet.servers.values()) + own.user + own.system + kids.ru_utime + kids.ru_stime
+
+
+def machine_busy_s() -> float:
+    """All processes' CPU (user + nice + system; loopback softirq time is left out on both sides)."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system
+
+
+class Runner:
+    """Measures cells against one system under test at a time."""
+
+    def __init__(self, args: argparse.Namespace, fleet: Fleet, wrk: str | None) -> None:
+        self.args, self.fleet, self.wrk = args, fleet, wrk
+        self.sent: dict[str, int] = {}
+
+    def load(self, sut: Sut, target: Target, stream: bool, conc: int, seconds: int) -> LoadResult:
+        if self.wrk:
+            body = target.body_stream if stream else target.body_nonstream
+            script = write_script(self.fleet.root / f"{sut.name}-{stream}.lua", body, target.headers)
+            result = run_wrk(self.wrk, target.url, script, conc, seconds, self.fleet.layout.client)
+        else:
+            sl = run_async(drive_fresh(target, stream, conc, seconds))
+            lat = sl.latencies_ms
+            result = LoadResult(
+                sl.ok, sl.elapsed_s, pct(lat, 0.5), pct(lat, 0.9), pct(lat, 0.99), pct(lat, 1.0),
+                sum(lat) / len(lat) if lat else None, dict(sl.errors), tool="python",
+            )  # fmt: skip
+        self.sent[sut.name] = self.sent.get(sut.name, 0) + result.ok + result.n_errors
+        return result
+
+    def cell(self, sut: Sut, mode: str, conc: int) -> Row:
+        stream, target = mode == "stream", sut.target()
+        if self.args.warmup:
+            self.load(sut, target, stream, conc, self.args.warmup)
+        cpu0, ours0, busy0, t0 = sut.server.cpu_s(), cpu_of_ours(self.fleet), machine_busy_s(), time.monotonic()
+        result = self.load(sut, target, stream, conc, self.args.duration)
+        cpu1, ours1, busy1, t1 = sut.server.cpu_s(), cpu_of_ours(self.fleet), machine_busy_s(), time.monotonic()
+        row = Row(sut.name, mode, conc, result, rss_mib=sut.server.rss_bytes() / MIB)
+        row.cpu_ms = 1000 * (cpu1 - cpu0) / result.ok if result.ok else None
+        row.other_pct = 100 * max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (t1 - t0)
+        if stream:
+            row.ttfb = run_async(probe_streams(target, conc, self.args.probe))
+            self.sent[sut.name] += len(row.ttfb.ttfb_ms) + sum(row.ttfb.errors.values())
+        errors = result.n_errors + (sum(row.ttfb.errors.values()) if row.ttfb else 0)
+        print(f"    {sut.name:>8} {mode:>9} c={conc:<3} {result.rps:9.0f} RPS  p50 {result.p50_ms or 0:7.2f} ms"
+              f"  cpu {row.cpu_ms or 0:6.3f} ms/req  errors {errors}", file=sys.stderr)  # fmt: skip
+        return row
+
+    def safe_cell(self, sut: Sut, mode: str, conc: int) -> Row:
+        """A cell whose load run broke (wrk crashed, the server died) becomes a skipped row, not a lost run."""
+        try:
+            return self.cell(sut, mode, conc)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            print(f"    {sut.name} {mode} c={conc} failed: {exc}", file=sys.stderr)
+            return Row(sut.name, mode, conc, skipped=str(exc).splitlines()[0][:60])
+
+    def gaps(self, sut: Sut) -> StreamStats | None:
+        target = sut.slow_target()
+        if target is None:
+            return None
+        return run_async(probe_streams(target, 1, self.args.gap))
+
+    def soak(self, sut: Sut) -> Soak:
+        """c=64 for `--soak` minutes, streaming and not interleaved, sampling the gateway's RSS as it runs."""
+        soak, seconds = Soak(self.args.soak), max(1, round(self.args.soak * 60))
+        target = sut.target()
+        if self.wrk is None:
+            raise BenchError("the soak needs wrk (the Python client cannot hold c=64 for minutes on one core)")
+        script = write_mixed_script(
+            self.fleet.root / "soak.lua", [target.body_nonstream, target.body_stream], target.headers
+        )
+        t0 = time.monotonic()
+
+        def sample() -> None:
+            s = sut.server
+            soak.samples.append((time.monotonic() - t0, s.worker_rss_bytes() / MIB, s.rss_bytes() / MIB))
+
+        sample()
+        proc = start_wrk(wrk_command(self.wrk, target.url, script, 64, seconds), self.fleet.layout.client)
+        try:
+            while proc.poll() is None:
+                time.sleep(SOAK_SAMPLE_S)
+                sample()
+            soak.load = finish_wrk(proc, 60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.sent[sut.name] += soak.load.ok + soak.load.n_errors
+        print(f"    soak: {soak.load.rps:.0f} RPS over {seconds}s; worker RSS "
+              f"{soak.samples[0][1]:.0f} -> {soak.samples[-1][1]:.0f} MiB", file=sys.stderr)  # fmt: skip
+        return soak
+
+
+def count_log_rows(data_dir: Path) -> int | None:
+    """Rows the gateway's log writer committed; read after it has shut down (which drains its queue)."""
+    db = data_dir / "llm_console.db"
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def start(fleet: Fleet, name: str, lite: litellm_env.LiteLLMEnv | None) -> Sut:
+    if name == "direct":
+        return fleet.direct()
+    if name == "bare":
+        return fleet.start_bare()
+    if name == "gateway":
+        return fleet.start_gateway()
+    if name == "console":
+        print("    starting `llm-console run` (the first start builds the frontend; allow ~90 s) ...", file=sys.stderr)
+        return fleet.start_console()
+    assert lite is not None
+    return fleet.start_litellm(lite)
+
+
+def run(args: argparse.Namespace, layout: Layout, wrk: str | None, lite: litellm_env.LiteLLMEnv | None,
+        notes: list[str]) -> dict[str, Any]:  # fmt: skip
+    rows: list[Row] = []
+    gaps: dict[str, StreamStats] = {}
+    idle: dict[str, dict[str, float]] = {}
+    soak: Soak | None = None
+    with tempfile.TemporaryDirectory(prefix="llmc-compare-") as tmp:
+        fleet = Fleet(Path(tmp), layout)
+        try:
+            fleet.start_upstreams(args.tps)
+            fleet.setup_data()
+            notes.append(
+                "gateway limits: " + (" ".join(f"{f} {HUGE_LIMIT}" for f in fleet.limit_flags) if fleet.limit_flags
+                                      else "create-key offers no limit flags in this build (none set)")
+            )  # fmt: skip
+            runner = Runner(args, fleet, wrk)
+            for name in args.targets:
+                print(f"  {name}:", file=sys.stderr)
+                try:
+                    sut = start(fleet, name, lite)
+                    problem = run_async(check(sut.target()))
+                    if problem:
+                        raise BenchError(f"{name} answered wrongly: {problem}")
+                    time.sleep(1.0)
+                    idle[name] = {"worker_mib": sut.server.worker_rss_bytes() / MIB,
+                                  "tree_mib": sut.server.rss_bytes() / MIB}  # fmt: skip
+                except BenchError as exc:
+                    notes.append(f"{name} skipped: {str(exc).splitlines()[0]}")
+                    print(f"    {name} skipped: {exc}", file=sys.stderr)
+                    rows += [Row(name, m, c, skipped="did not start") for m in args.modes for c in args.concurrency]
+                    if name != "direct":
+                        fleet.stop(name)
+                    continue
+                for mode in args.modes:
+                    rows += [runner.safe_cell(sut, mode, c) for c in args.concurrency]
+                stats = runner.gaps(sut) if "stream" in args.modes else None
+                if stats is not None:
+                    gaps[name] = stats
+                if name == "gateway" and args.soak > 0:
+                    soak = runner.soak(sut)
+                if name != "direct":
+                    fleet.stop(name)
+                if name == "gateway":
+                    logged = count_log_rows(fleet.root / "data")
+                    notes.append(f"gateway request log: {logged} rows written for ~{runner.sent[name]} requests sent")
+        finally:
+            fleet.close()
+    return {"rows": rows, "gaps": gaps, "idle": idle, "soak": soak}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short cells, no console unless --console (~2-3 min)")
+    p.add_argument("--duration", type=int, help="measured seconds per cell (quick 2, full 8)")
+    p.add_argument("--warmup", type=int, help="unmeasured seconds before each cell (quick 1, full 2)")
+    p.add_argument("--probe", type=float, help="seconds of the Python streaming probe (TTFB) per stream cell")
+    p.add_argument("--gap", type=float, help="seconds of the inter-chunk gap cell per target")
+    p.add_argument("--concurrency", default="1,16,64", help="comma-separated (default 1,16,64)")
+    p.add_argument("--modes", default="nonstream,stream", help="nonstream, stream or both (default both)")
+    p.add_argument("--targets", default=",".join(ALL_TARGETS), help="subset of " + ",".join(ALL_TARGETS))
+    p.add_argument("--console", action=argparse.BooleanOptionalAction, default=None,
+                   help="include the console-mounted gateway (default: on, off with --quick)")  # fmt: skip
+    p.add_argument("--litellm", action=argparse.BooleanOptionalAction, default=True, help="include LiteLLM")
+    p.add_argument("--litellm-version", default=litellm_env.LITELLM_VERSION)
+    p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES", help="c=64 soak of the gateway (0: off)")
+    p.add_argument("--tps", type=float, default=200.0, help="simulator tokens/s for the inter-chunk gap cell")
+    p.add_argument("--no-install", action="store_true", help="never apt-get wrk nor pip-install LiteLLM")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write every figure here")
+    args = p.parse_args(argv)
+    warmup, duration, probe, gap = PRESETS["quick" if args.quick else "full"]
+    args.warmup = warmup if args.warmup is None else max(0, args.warmup)
+    args.duration = duration if args.duration is None else args.duration
+    args.probe = probe if args.probe is None else args.probe
+    args.gap = gap if args.gap is None else args.gap
+    try:
+        args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    except ValueError:
+        p.error("--concurrency takes comma-separated integers")
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if set(targets) - set(ALL_TARGETS):
+        p.error(f"--targets takes {', '.join(ALL_TARGETS)}")
+    console = (not args.quick) if args.console is None else args.console
+    args.targets = [t for t in ALL_TARGETS if t in targets and (t != "console" or console)
+                    and (t != "litellm" or args.litellm)]  # fmt: skip
+    if "direct" not in args.targets:
+        args.targets.insert(0, "direct")  # every '+' column is relative to it
+    if not args.concurrency or min(args.concurrency) < 1 or args.duration < 1:
+        p.error("--concurrency and --duration need positive values")
+    if not args.modes or set(args.modes) - {"stream", "nonstream"}:
+        p.error("--modes takes stream and/or nonstream")
+    return args
+
+
+def interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C, through every `finally` that stops a server."""
+    raise KeyboardInterrupt
+
+
+def estimate_s(args: argparse.Namespace) -> float:
+    per = len(args.modes) * len(args.concurrency) * (args.warmup + args.duration)
+    per += ("stream" in args.modes) * (len(args.concurrency) * args.probe + args.gap)
+    startup = 20 + 30 * ("litellm" in args.targets) + 90 * ("console" in args.targets)
+    return len(args.targets) * (per + 2) + startup + 60 * args.soak
+
+
+def prepare_litellm(args: argparse.Namespace, notes: list[str]) -> litellm_env.LiteLLMEnv | None:
+    if "litellm" not in args.targets:
+        return None
+    root = litellm_env.venv_dir(args.litellm_version)
+    if args.no_install and not (root / ".installed").exists():
+        reason = f"no venv at {root} and --no-install given"
+    else:
+        print(f"  LiteLLM {args.litellm_version}: venv {root} (first run installs; minutes) ...", file=sys.stderr)
+        try:
+            return litellm_env.ensure_env(args.litellm_version)
+        except litellm_env.LiteLLMUnavailable as exc:
+            reason = str(exc)
+    notes.append(f"LiteLLM skipped: {reason}")
+    print(f"LiteLLM skipped: {reason}", file=sys.stderr)
+    args.targets.remove("litellm")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    layout = core_layout()
+    if layout.pinned:
+        os.sched_setaffinity(0, layout.client)  # this script and its Python client live beside the upstream
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
+    notes: list[str] = []
+    load_before = os.getloadavg()[0]
+    wrk, load_note = find_or_install_wrk(not args.no_install)
+    try:
+        lite = prepare_litellm(args, notes)
+        print(f"gateway_compare: {', '.join(args.targets)}; about {estimate_s(args) / 60:.1f} min", file=sys.stderr)
+        results = run(args, layout, wrk, lite, notes)
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    env = describe_environment(layout, wrk, load_note, lite.version if lite else None, load_before)
+    checks = evaluate(results["rows"], results["gaps"], results["idle"], results["soak"])
+    print_report(args, env, results, checks, notes)
+    if args.json:
+        args.json.write_text(json.dumps(to_json(args, env, results, checks, notes), indent=2, default=str))
+        print(f"\nAll figures written to {args.json}")
+    return 1 if any(c.status == "FAIL" for c in checks) else 0
+
+
+def print_report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any], checks: list[Any],
+                 notes: list[str]) -> None:  # fmt: skip
+    print()
+    for key in ("machine", "cores", "load", "upstream", "servers"):
+        print(f"{key:>8}: {env[key]}")
+    print(f"   cells: {args.warmup}s warm-up + {args.duration}s measured; streaming TTFB probe {args.probe:g}s "
+          f"(Python client, same concurrency); gap cell {args.gap:g}s")  # fmt: skip
+    print()
+    print(render_table(results["rows"]))
+    if results["gaps"]:
+        print()
+        print(render_gaps(results["gaps"], args.tps))
+    idle = results["idle"]
+    if idle:
+        print()
+        print("Idle RSS after start-up (worker / whole tree, MiB): " + ", ".join(
+            f"{k} {v['worker_mib']:.0f}/{v['tree_mib']:.0f}" for k, v in idle.items()))  # fmt: skip
+    if results["soak"] is not None and results["soak"].load is not None:
+        s = results["soak"]
+        print(
+            f"Soak c=64 {s.minutes:g} min: {s.load.rps:.0f} RPS, {s.load.n_errors} errors; worker RSS samples "
+            + " ".join(f"{t:.0f}s:{w:.0f}" for t, w, _ in s.samples[:: max(1, len(s.samples) // 12)])
+        )
+    print()
+    print("Targets (standalone gateway, one worker, ratios within this run):")
+    for c in checks:
+        print(c.line())
+    if notes:
+        print()
+        for note in notes:
+            print(f"Note: {note}")
+
+
+def to_json(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any], checks: list[Any],
+            notes: list[str]) -> dict[str, Any]:  # fmt: skip
+    soak = results["soak"]
+    return {
+        "config": {k: v for k, v in vars(args).items() if k != "json"},
+        "environment": env,
+        "rows": [row_json(r) for r in results["rows"]],
+        "gaps": {k: gaps_json(v) for k, v in results["gaps"].items()},
+        "idle_rss_mib": results["idle"],
+        "soak": None
+        if soak is None
+        else {
+            "minutes": soak.minutes,
+            "samples_s_worker_tree_mib": soak.samples,
+            "load": vars(soak.load) if soak.load else None,
+        },
+        "targets": [vars(c) for c in checks],
+        "notes": notes,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""Live per-deployment state and the routing strategies that read it.
+
+Per deployment (per process): requests in flight, a moving average of time to first byte, and a circuit
+breaker. The breaker opens after `failure_threshold` consecutive failures (or a failed active health check),
+stays open `cooldown_s`, then lets exactly one request through (half-open); that probe closing or reopening it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llm_console.gateway.routing import Route, Target
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+EWMA_ALPHA = 0.2
+
+
+@dataclass(slots=True)
+class DeploymentState:
+    inflight: int = 0
+    ewma_ttfb_ms: float | None = None
+    failures: int = 0
+    circuit: str = CLOSED
+    open_until: float = 0.0
+    probing: bool = False
+    healthy: bool | None = None  # None until an active check ran
+    last_error: str | None = None
+    last_check_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSample:
+    """What a serving engine reported (vLLM `/metrics`): queue, batch, KV-cache use (0..1), when (monotonic)."""
+
+    waiting: float
+    running: float
+    kv_cache_usage: float
+    at: float
+
+
+class EngineSignals:
+    """The engine-aware strategy's input. The fleet collectors call `update`; stale samples are ignored."""
+
+    def __init__(self, stale_after_s: float = 15.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stale_after_s = stale_after_s
+        self._clock = clock
+        self._samples: dict[int, EngineSample] = {}
+
+    def update(self, deployment_id: int, sample: EngineSample) -> None:
+        self._samples[deployment_id] = sample
+
+    def fresh(self, deployment_id: int) -> EngineSample | None:
+        sample = self._samples.get(deployment_id)
+        if sample is None or self._clock() - sample.at > self.stale_after_s:
+            return None
+        return sample
+
+
+class NoCapacity(Exception):
+    """No deployment of the route can take the request now; `reason` is `circuit_open` or `busy`."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class Balancer:
+    def __init__(
+        self,
+        *,
+        failure_threshold: int,
+        cooldown_s: float,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        signals: EngineSignals | None = None,
+    ) -> None:
+        self.failure_threshold = failure_threshold
+        self.cooldown_s = cooldown_s
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.signals = signals or EngineSignals(clock=clock)
+        self.states: dict[int, DeploymentState] = {}
+        self.on_change: Callable[[Target, DeploymentState], None] | None = None
+
+    def state(self, deployment_id: int) -> DeploymentState:
+        st = self.states.get(deployment_id)
+        if st is None:
+            st = self.states[deployment_id] = DeploymentState()
+        return st
+
+    # -- choosing ---------------------------------------------------------------------------------------
+
+    def _usable(self, target: Target, now: float) -> str | None:
+        """None when `target` may take a request now, else why not (`circuit_open` / `busy`)."""
+        st = self.state(target.deployment_id)
+        if st.circuit != CLOSED:
+            if st.circuit == OPEN and now < st.open_until:
+                return "circuit_open"
+            if st.probing:
+                return "circuit_open"
+        if target.max_concurrency is not None and st.inflight >= target.max_concurrency:
+            return "busy"
+        return None
+
+    def order(self, route: Route, exclude: set[int] | frozenset[int] = frozenset()) -> list[Target]:
+        """The route's deployments that can take a request now, best first; raises NoCapacity when none can."""
+        now = self.clock()
+        usable: list[Target] = []
+        reasons: set[str] = set()
+        for t in route.targets:
+            if t.deployment_id in exclude:
+                continue
+            why = self._usable(t, now)
+            if why is None:
+                usable.append(t)
+            else:
+                reasons.add(why)
+        if not usable:
+            if not reasons:  # everything was excluded: the caller has tried them all
+                return []
+            reason = "busy" if "busy" in reasons else "circuit_open"
+            raise NoCapacity(reason, self._retry_after(route, now) if reason == "circuit_open" else 1.0)
+        if len(usable) > 1:
+            usable = self._rank(route.strategy, usable)
+        return usable
+
+    def _retry_after(self, route: Route, now: float) -> float:
+        waits = [max(0.0, self.state(t.deployment_id).open_until - now) for t in route.targets]
+        return max(1.0, math.ceil(min(waits))) if waits else 1.0
+
+    def _weighted(self, targets: list[Target]) -> list[Target]:
+        """A weighted random permutation (Efraimidis-Spirakis): first place is drawn by weight, and so on."""
+        rnd = self.rng.random
+        return sorted(targets, key=lambda t: rnd() ** (1.0 / max(t.weight, 1)), reverse=True)
+
+    def _rank(self, strategy: str, targets: list[Target]) -> list[Target]:
+        shuffled = self._weighted(targets)  # random tie-break that still respects weights
+        if strategy == "least_busy":
+            return sorted(shuffled, key=self._load)
+        if strategy == "lowest_latency":
+            # Unmeasured deployments first, so every one gets measured.
+            return sorted(shuffled, key=lambda t: self.state(t.deployment_id).ewma_ttfb_ms or 0.0)
+        if strategy == "lowest_cost":
+            return sorted(shuffled, key=lambda t: t.unit_price)
+        if strategy == "engine_aware":
+            return self._engine_rank(shuffled)
+        return shuffled
+
+    def _load(self, t: Target) -> float:
+        inflight = self.state(t.deployment_id).inflight
+        return inflight / t.max_concurrency if t.max_concurrency else float(inflight)
+
+    def _engine_rank(self, targets: list[Target]) -> list[Target]:
+        """Shortest engine queue first, then KV-cache headroom, then batch size; without fresh samples,
+        fall back to least-busy (our own in-flight counts)."""
+        samples = {t.deployment_id: self.signals.fresh(t.deployment_id) for t in targets}
+        if not any(samples.values()):
+            return sorted(targets, key=self._load)
+
+        def key(t: Target) -> tuple[int, float, float, float, float]:
+            s = samples[t.deployment_id]
+            if s is None:
+                return (1, 0.0, 0.0, 0.0, self._load(t))
+            return (0, s.waiting, round(s.kv_cache_usage, 2), s.running, self._load(t))
+
+        return sorted(targets, key=key)
+
+    # -- bookkeeping ------------------------------------------------------------------------------------
+
+    def acquire(self, target: Target) -> None:
+        st = self.state(target.deployment_id)
+        st.inflight += 1
+        if st.circuit != CLOSED:  # the cool-down is over: this request is the half-open probe
+            st.circuit, st.probing = HALF_OPEN, True
+            self._changed(target, st)
+
+    def release(self, target: Target, *, ok: bool | None, ttfb_ms: float | None = None, error: str = "") -> None:
+        """`ok=None`: the deployment answered but the request itself was bad (a 4xx): no verdict."""
+        st = self.state(target.deployment_id)
+        st.inflight = max(0, st.inflight - 1)
+        if ttfb_ms is not None:
+            st.ewma_ttfb_ms = (
+                ttfb_ms if st.ewma_ttfb_ms is None else st.ewma_ttfb_ms + EWMA_ALPHA * (ttfb_ms - st.ewma_ttfb_ms)
+            )
+        was_probe = st.probing
+        st.probing = False
+        if ok is None:
+            if was_probe:
+                self._close(target, st)
+            return
+        if ok:
+            if st.failures or st.circuit != CLOSED:
+                self._close(target, st)
+            return
+        st.failures += 1
+        st.last_error = error or "error"
+        if was_probe or st.failures >= self.failure_threshold:
+            self._open(target, st)
+
+    def health_result(self, target: Target, ok: bool, error: str = "") -> None:
+        """An active health check: a failure opens the circuit, a success closes it (recovery)."""
+        st = self.state(target.deployment_id)
+        st.healthy, st.last_check_at = ok, self.clock()
+        if ok:
+            if st.circuit != CLOSED and not st.probing:
+                self._close(target, st)
+        else:
+            st.last_error = error or "health check failed"
+            if st.circuit == CLOSED:
+                self._open(target, st)
+
+    def _open(self, target: Target, st: DeploymentState) -> None:
+        st.circuit, st.open_until = OPEN, self.clock() + self.cooldown_s
+        self._changed(target, st)
+
+    def _close(self, target: Target, st: DeploymentState) -> None:
+        st.circuit, st.failures, st.open_until = CLOSED, 0, 0.0
+        self._changed(target, st)
+
+    def _changed(self, target: Target, st: DeploymentState) -> None:
+        if self.on_change is not None:
+            self.on_change(target, st)

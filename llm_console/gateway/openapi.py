@@ -1,0 +1,103 @@
+"""The gateway's OpenAPI 3.1 description, built from the same pydantic schemas that validate requests
+(served at /gateway/openapi.json; schemathesis fuzzes the gateway against it in the tests)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from llm_console.gateway import schemas
+
+ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+ERROR_STATUSES = {
+    "400": "Malformed body, wrong types, a forbidden field, or a parameter the target cannot express.",
+    "401": "Missing, malformed, unknown, revoked or expired key.",
+    "403": "The key may not use this model (`model_not_allowed`).",
+    "404": "Unknown model (`model_not_found`).",
+    "413": "Body larger than `LLMC_MAX_REQUEST_BODY_BYTES` (`request_too_large`).",
+    "429": "Upstream rate limit passed on with `Retry-After`, or every deployment busy (`deployment_busy`).",
+    "502": "Upstream unreachable, broke the connection, or refused by the SSRF guard.",
+    "503": "Every deployment's circuit is open (`no_healthy_deployment`), with `Retry-After`.",
+    "504": "The upstream did not answer in time (`upstream_timeout`).",
+}
+
+OPERATIONS: tuple[tuple[str, type[Any], str, bool], ...] = (
+    ("/v1/chat/completions", schemas.ChatCompletionRequest, "Chat completion (OpenAI)", True),
+    ("/v1/completions", schemas.CompletionRequest, "Text completion (OpenAI legacy)", True),
+    ("/v1/embeddings", schemas.EmbeddingRequest, "Embeddings (OpenAI)", False),
+    ("/v1/rerank", schemas.RerankRequest, "Rerank documents (vLLM / Jina / Cohere shape)", False),
+    ("/v1/responses", schemas.ResponsesRequest, "Responses API, passed through to providers that speak it", True),
+    ("/v1/messages", schemas.MessagesRequest, "Messages (Anthropic), against Anthropic or OpenAI upstreams", True),
+)
+
+
+def _responses(streams: bool) -> dict[str, Any]:
+    ok: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+    if streams:
+        ok["text/event-stream"] = {"schema": {"type": "string"}}
+    out: dict[str, Any] = {"200": {"description": "The upstream's answer, in the client's format.", "content": ok}}
+    for status, text in ERROR_STATUSES.items():
+        out[status] = {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    return out
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    components: dict[str, Any] = {"Error": ERROR}
+    for path, model, summary, streams in OPERATIONS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            components[name] = sub
+        components[model.__name__] = schema
+        paths[path] = {
+            "post": {
+                "summary": summary,
+                "operationId": path.strip("/").replace("/", "_"),
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+                },
+                "responses": _responses(streams),
+            }
+        }
+    models_ok = {
+        "description": "Aliases this key may use.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    paths["/v1/models"] = {
+        "get": {
+            "summary": "List models",
+            "operationId": "v1_models",
+            "responses": {"200": models_ok, "401": {"description": ERROR_STATUSES["401"]}},
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "LLM Console gateway", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
