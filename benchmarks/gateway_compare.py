@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import resource
 import signal
@@ -47,6 +48,7 @@ from benchmarks.wrk import (
 
 ALL_TARGETS = ("direct", "bare", "gateway", "console", "litellm")
 SOAK_SAMPLE_S = 5.0
+MIN_LATENCIES = 10  # a measured window is at least this many mean latencies long (up to a cap)
 T = TypeVar("T")
 # (warm-up s, measured s, streaming probe s, gap cell s) per cell
 PRESETS = {"quick": (1, 2, 1.0, 2.0), "full": (2, 8, 3.0, 5.0)}
@@ -100,12 +102,12 @@ class Runner:
 
     def cell(self, sut: Sut, mode: str, conc: int) -> Row:
         stream, target = mode == "stream", sut.target()
-        if self.args.warmup:
-            self.load(sut, target, stream, conc, self.args.warmup)
+        warm = self.load(sut, target, stream, conc, self.args.warmup) if self.args.warmup else None
+        seconds = self.window_s(warm)
         cpu0, ours0, busy0, t0 = sut.server.cpu_s(), cpu_of_ours(self.fleet), machine_busy_s(), time.monotonic()
-        result = self.load(sut, target, stream, conc, self.args.duration)
+        result = self.load(sut, target, stream, conc, seconds)
         cpu1, ours1, busy1, t1 = sut.server.cpu_s(), cpu_of_ours(self.fleet), machine_busy_s(), time.monotonic()
-        row = Row(sut.name, mode, conc, result, rss_mib=sut.server.rss_bytes() / MIB)
+        row = Row(sut.name, mode, conc, result, rss_mib=sut.server.rss_bytes() / MIB, seconds=seconds)
         row.cpu_ms = 1000 * (cpu1 - cpu0) / result.ok if result.ok else None
         row.other_pct = 100 * max(0.0, (busy1 - busy0) - (ours1 - ours0)) / (t1 - t0)
         if stream:
@@ -115,6 +117,18 @@ class Runner:
         print(f"    {sut.name:>8} {mode:>9} c={conc:<3} {result.rps:9.0f} RPS  p50 {result.p50_ms or 0:7.2f} ms"
               f"  cpu {row.cpu_ms or 0:6.3f} ms/req  errors {errors}", file=sys.stderr)  # fmt: skip
         return row
+
+    def window_s(self, warm: LoadResult | None) -> int:
+        """The measured seconds: `--duration`, stretched (up to a cap) for a slow target so the window holds at
+        least MIN_LATENCIES latencies; wrk drops requests in flight at the end, so a short window undercounts."""
+        base = self.args.duration
+        if warm is None:
+            return base
+        mean_s = warm.mean_ms / 1000 if warm.ok and warm.mean_ms else None
+        if mean_s is not None and MIN_LATENCIES * mean_s <= base:
+            return base
+        cap = max(10, 4 * base)
+        return cap if mean_s is None else min(cap, max(base, math.ceil(MIN_LATENCIES * mean_s)))
 
     def safe_cell(self, sut: Sut, mode: str, conc: int) -> Row:
         """A cell whose load run broke (wrk crashed, the server died) becomes a skipped row, not a lost run."""
@@ -192,8 +206,11 @@ def run(args: argparse.Namespace, layout: Layout, wrk: str | None, lite: litellm
     gaps: dict[str, StreamStats] = {}
     idle: dict[str, dict[str, float]] = {}
     soak: Soak | None = None
-    with tempfile.TemporaryDirectory(prefix="llmc-compare-") as tmp:
-        fleet = Fleet(Path(tmp), layout)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    work = contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="llmc-cmp-")
+    with work as tmp:
+        fleet = Fleet(Path(tmp).resolve(), layout)
         try:
             fleet.start_upstreams(args.tps)
             fleet.setup_data()
@@ -254,6 +271,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tps", type=float, default=200.0, help="simulator tokens/s for the inter-chunk gap cell")
     p.add_argument("--no-install", action="store_true", help="never apt-get wrk nor pip-install LiteLLM")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write every figure here")
+    p.add_argument("--keep", type=Path, metavar="DIR", help="work in DIR and keep it: server logs, data, scripts")
     args = p.parse_args(argv)
     warmup, duration, probe, gap = PRESETS["quick" if args.quick else "full"]
     args.warmup = warmup if args.warmup is None else max(0, args.warmup)
@@ -348,6 +366,11 @@ def print_report(args: argparse.Namespace, env: dict[str, Any], results: dict[st
           f"(Python client, same concurrency); gap cell {args.gap:g}s")  # fmt: skip
     print()
     print(render_table(results["rows"]))
+    if any(r.short_window for r in results["rows"]):
+        print("* fewer than 10 latencies fit in the measured window even after stretching it: RPS undercounts")
+    errors = error_kinds(results["rows"])
+    if errors:
+        print("Errors: " + "; ".join(errors))
     if results["gaps"]:
         print()
         print(render_gaps(results["gaps"], args.tps))
@@ -370,6 +393,17 @@ def print_report(args: argparse.Namespace, env: dict[str, Any], results: dict[st
         print()
         for note in notes:
             print(f"Note: {note}")
+
+
+def error_kinds(rows: list[Row]) -> list[str]:
+    out = []
+    for r in rows:
+        kinds = dict(r.load.errors) if r.load else {}
+        for k, v in (r.ttfb.errors if r.ttfb else {}).items():
+            kinds[f"probe {k}"] = kinds.get(f"probe {k}", 0) + v
+        if kinds:
+            out.append(f"{r.target} {r.mode} c={r.conc}: " + ", ".join(f"{k} x{v}" for k, v in kinds.items()))
+    return out
 
 
 def to_json(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any], checks: list[Any],

@@ -99,6 +99,8 @@ def server_env(base: dict[str, str]) -> dict[str, str]:
     """No database, no telemetry, no cost-map download, quiet logs: the proxy's own work only."""
     env = {k: v for k, v in base.items() if not k.startswith(("LITELLM_", "DATABASE_URL", "PYTHONPATH"))}
     env.update(
+        # without this, token counting for a llama-named model retries a tokenizer download for ~20 s at a time
+        HF_HUB_OFFLINE="1",
         LITELLM_LOCAL_MODEL_COST_MAP="True",
         LITELLM_TELEMETRY="False",
         LITELLM_LOG="ERROR",

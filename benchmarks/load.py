@@ -187,14 +187,15 @@ async def one_stream(session: aiohttp.ClientSession, target: Target) -> tuple[fl
 
 async def probe_streams(target: Target, concurrency: int, seconds: float) -> StreamStats:
     """`concurrency` workers stream back to back for `seconds`; each worker's first request (which pays for
-    the TCP connect) is not recorded."""
+    the TCP connect) is not recorded, and each makes at least one measured try, however slow the target."""
     out = StreamStats()
     deadline = time.perf_counter() + seconds
     async with new_session() as session:
 
         async def worker() -> None:
-            warm = True
-            while warm or time.perf_counter() < deadline:
+            warm, tries = True, 0
+            while warm or time.perf_counter() < deadline or not tries:
+                tries += 0 if warm else 1
                 try:
                     ttfb, gaps = await one_stream(session, target)
                 except BadResponse as exc:

@@ -34,7 +34,14 @@ class Row:
     rss_mib: float | None = None
     ttfb: StreamStats | None = None
     other_pct: float | None = None
+    seconds: int = 0
     skipped: str = ""
+
+    @property
+    def short_window(self) -> bool:
+        """Fewer than 10 mean latencies fit in the window: RPS undercounts by up to one latency's worth."""
+        ld = self.load
+        return ld is not None and (ld.mean_ms is None or ld.mean_ms * 10 > self.seconds * 1000)
 
 
 @dataclass
@@ -74,7 +81,8 @@ def row_cells(row: Row, direct: Row | None) -> list[str]:
     t, dt = ttfb_p50(row), ttfb_p50(direct)
     errors = ld.n_errors + (sum(row.ttfb.errors.values()) if row.ttfb else 0)
     return [
-        row.target, row.mode, str(row.conc), fmt(ld.rps, 0), fmt(ld.p50_ms), fmt(ld.p99_ms),
+        row.target, row.mode, str(row.conc), fmt(ld.rps, 0) + ("*" if row.short_window else ""),
+        fmt(ld.p50_ms), fmt(ld.p99_ms),
         plus(dl.p50_ms, ld.p50_ms) if dl and row.target != "direct" else "",
         plus(dl.p99_ms, ld.p99_ms) if dl and row.target != "direct" else "",
         fmt(t) if row.mode == "stream" else "", plus(dt, t) if row.mode == "stream" and row.target != "direct" else "",

@@ -91,7 +91,8 @@ def cmd_add_deployment(args: argparse.Namespace) -> None:
             max_concurrency=args.max_concurrency,
         )
     except ConfigError as exc:
-        raise CliError(str(exc)) from None
+        hint = " If this network is yours, pass --allow-private." if "allow-list" in str(exc) else ""
+        raise CliError(f"{exc}{hint}") from None
     print(f"alias {args.alias} -> deployment {dep.name} (id {dep.id})" + (" with an API key" if api_key else ""))
 
 
@@ -104,6 +105,38 @@ def cmd_allow_network(args: argparse.Namespace) -> None:
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     print(f"upstream allow-list: {row.entry} allowed (gateways pick it up within their route refresh interval)")
+
+
+def cmd_route(args: argparse.Namespace) -> None:
+    from llm_console.services.deployments import ConfigError, set_route_policy
+
+    settings = _settings()
+    timeouts = {
+        name: value
+        for name, value in (
+            ("connect_s", args.connect_timeout),
+            ("first_byte_s", args.first_byte_timeout),
+            ("idle_s", args.idle_timeout),
+            ("total_s", args.total_timeout),
+        )
+        if value is not None
+    }
+    fallbacks = [f.strip() for f in args.fallbacks.split(",") if f.strip()] if args.fallbacks is not None else None
+    try:
+        row = set_route_policy(
+            _engine(settings),
+            alias=args.alias,
+            actor="cli",
+            strategy=args.strategy,
+            fallbacks=fallbacks,
+            retries=args.retries,
+            backoff_ms=args.backoff_ms,
+            retry_after_cap_s=args.retry_after_cap,
+            timeouts=timeouts or None,
+        )
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    print(f"alias {row.alias}: strategy {row.strategy}, policy {row.settings}")
 
 
 def cmd_create_key(args: argparse.Namespace) -> None:
@@ -214,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("allow-network", cmd_allow_network, "Add a CIDR, address or host to the upstream (SSRF) allow-list.")
     sp.add_argument("entry", help="e.g. 10.0.0.0/8, 192.168.1.20, vllm.internal or *.svc.cluster.local")
     sp.add_argument("--note", help="why (kept in the audit log)")
+
+    sp = add("route", cmd_route, "Set an alias's routing strategy, fallbacks, retries and timeouts.")
+    sp.add_argument("alias")
+    sp.add_argument("--strategy", choices=["weighted", "least_busy", "lowest_latency", "lowest_cost", "engine_aware"])
+    sp.add_argument("--fallbacks", help="comma-separated aliases tried in order when this one fails ('' clears)")
+    sp.add_argument("--retries", type=int, help="retries before the first byte (default LLMC_RETRY_ATTEMPTS)")
+    sp.add_argument("--backoff-ms", type=float)
+    sp.add_argument("--retry-after-cap", type=float, metavar="S", help="longest upstream Retry-After waited for")
+    sp.add_argument("--connect-timeout", type=float, metavar="S")
+    sp.add_argument("--first-byte-timeout", type=float, metavar="S")
+    sp.add_argument("--idle-timeout", type=float, metavar="S")
+    sp.add_argument("--total-timeout", type=float, metavar="S")
 
     sp = add("create-key", cmd_create_key, "Mint a virtual key; it is printed once.")
     sp.add_argument("--name", default="")

@@ -36,6 +36,7 @@ from llm_console.gateway.streaming import (
     relay,
 )
 from llm_console.gateway.translate import (
+    TranslationError,
     anthropic_error_to_openai,
     chat_response_to_message,
     message_to_chat_response,
@@ -190,11 +191,21 @@ def _complete(
     if ep.name == "messages" and op.provider.wire == "openai":
         usage_reader = Usage.from_openai
     usage = usage_reader(obj.get("usage")) if isinstance(obj, dict) else Usage()
-    if isinstance(obj, dict) and ep.wire != op.provider.wire:
-        if ep.wire == "anthropic":
-            content = orjson.dumps(chat_response_to_message(obj, model=rec.alias))
-        else:
-            content = orjson.dumps(message_to_chat_response(obj, model=rec.alias))
+    if ep.wire != op.provider.wire:
+        try:
+            if not isinstance(obj, dict):
+                raise TranslationError("the upstream's answer is not a JSON object")
+            if ep.wire == "anthropic":
+                content = orjson.dumps(chat_response_to_message(obj, model=rec.alias))
+            else:
+                content = orjson.dumps(message_to_chat_response(obj, model=rec.alias))
+        except TranslationError as exc:
+            raise GatewayError(
+                502,
+                f"The upstream's answer could not be translated: {exc.message}",
+                type="server_error",
+                code="upstream_bad_response",
+            ) from None
     _finish_usage(rec, usage, op.target, latency_ms=_ms(t0, t_end), ttfb_ms=_ms(t0, op.ttfb_at))
     rec.response_body = content[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
     rt.finish(rec, op.target)

@@ -13,7 +13,7 @@ from typing import Protocol
 import orjson
 
 from llm_console.gateway.pricing import Usage
-from llm_console.gateway.translate import ChatStreamToMessages, MessagesStreamToChat
+from llm_console.gateway.translate import ChatStreamToMessages, MessagesStreamToChat, TranslationError
 from llm_console.gateway.upstream import UpstreamFailure, UpstreamResponse
 
 MAX_PENDING = 1024 * 1024  # an "event" this long without a blank line is not SSE
@@ -196,6 +196,13 @@ class ChatToMessages:
         self.tr = ChatStreamToMessages(model=model)
 
     def process(self, events: bytes, state: StreamState) -> bytes:
+        try:
+            return self._process(events, state)
+        except (TranslationError, KeyError, TypeError, ValueError) as exc:
+            state.error = "upstream_bad_stream"
+            return self.tr.error(f"The upstream's stream could not be translated: {exc}")
+
+    def _process(self, events: bytes, state: StreamState) -> bytes:
         out = []
         for ev in _split(events):
             payload = _fields(ev)[1]
@@ -237,6 +244,13 @@ class MessagesToChat:
         self.tr = MessagesStreamToChat(model=model, include_usage=include_usage)
 
     def process(self, events: bytes, state: StreamState) -> bytes:
+        try:
+            return self._process(events, state)
+        except (TranslationError, KeyError, TypeError, ValueError) as exc:
+            state.error = "upstream_bad_stream"
+            return self.tr.error(f"The upstream's stream could not be translated: {exc}")
+
+    def _process(self, events: bytes, state: StreamState) -> bytes:
         out = []
         for ev in _split(events):
             name, payload = _fields(ev)

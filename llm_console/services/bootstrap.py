@@ -52,9 +52,7 @@ def ensure_admin(engine: Engine, settings: Settings) -> AdminBootstrap | None:
 def ensure_demo(engine: Engine, box: SecretBox, *, upstream_url: str) -> str:
     """Route the demo models to the simulator and mint a fresh demo-traffic key (older ones revoked)."""
     for model, (inp, out) in DEMO_MODELS.items():
-        add_deployment(
-            engine, box, alias=model, base_url=upstream_url, model=model, actor="demo", allow_private=True
-        )
+        add_deployment(engine, box, alias=model, base_url=upstream_url, model=model, actor="demo", allow_private=True)
         set_price(engine, model=model, input_per_mtok=inp, output_per_mtok=out, actor="demo")
     with session(engine) as s:
         for old in s.exec(select(VirtualKey).where(VirtualKey.name == DEMO_KEY_NAME, VirtualKey.revoked_at == None)):  # noqa: E711

@@ -82,7 +82,9 @@ def allow_network(engine: Engine, entry: str, *, actor: str, note: str = "") -> 
         row = NetworkAllow(entry=entry, note=note[:500], created_by=actor)
         s.add(row)
         s.flush()
-        record(s, actor=actor, action="allowlist.add", target_type="network_allow", target_id=entry, after={"note": note})
+        record(
+            s, actor=actor, action="allowlist.add", target_type="network_allow", target_id=entry, after={"note": note}
+        )
         s.commit()
         s.refresh(row)
         return row
@@ -211,3 +213,71 @@ def set_price(
             },
         )
         s.commit()
+
+
+TIMEOUT_FIELDS = ("connect_s", "first_byte_s", "idle_s", "total_s")
+
+
+def set_route_policy(
+    engine: Engine,
+    *,
+    alias: str,
+    actor: str,
+    strategy: str | None = None,
+    fallbacks: list[str] | None = None,
+    retries: int | None = None,
+    backoff_ms: float | None = None,
+    retry_after_cap_s: float | None = None,
+    timeouts: dict[str, float] | None = None,
+) -> ModelAlias:
+    """Change an alias's routing policy; only the arguments given change (audited, before and after)."""
+    from llm_console.gateway.routing import STRATEGIES
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ConfigError(f"strategy must be one of: {', '.join(STRATEGIES)}")
+    if retries is not None and not 0 <= retries <= 10:
+        raise ConfigError("retries must be between 0 and 10")
+    for name, value in (("backoff_ms", backoff_ms), ("retry_after_cap_s", retry_after_cap_s)):
+        if value is not None and value < 0:
+            raise ConfigError(f"{name} cannot be negative")
+    for name, value in (timeouts or {}).items():
+        if name not in TIMEOUT_FIELDS or not value > 0:
+            raise ConfigError(f"timeout {name} must be one of {', '.join(TIMEOUT_FIELDS)} and positive")
+    with session(engine) as s:
+        row = s.exec(select(ModelAlias).where(ModelAlias.alias == alias)).first()
+        if row is None:
+            raise ConfigError(f"no alias {alias!r}; create it with add-deployment first")
+        if fallbacks is not None:
+            known = {a.alias for a in s.exec(select(ModelAlias))}
+            unknown = [f for f in fallbacks if f not in known]
+            if unknown:
+                raise ConfigError(f"unknown fallback alias(es): {', '.join(unknown)}")
+            if alias in fallbacks:
+                raise ConfigError("an alias cannot fall back to itself")
+        before = {"strategy": row.strategy, **row.settings}
+        policy = dict(row.settings or {})
+        changes: dict[str, object] = {
+            "fallbacks": fallbacks,
+            "retries": retries,
+            "backoff_ms": backoff_ms,
+            "retry_after_cap_s": retry_after_cap_s,
+        }
+        policy.update({name: value for name, value in changes.items() if value is not None})
+        if timeouts:
+            policy["timeouts"] = {**policy.get("timeouts", {}), **timeouts}
+        row.settings = policy
+        if strategy is not None:
+            row.strategy = strategy
+        s.add(row)
+        record(
+            s,
+            actor=actor,
+            action="route.update",
+            target_type="model_alias",
+            target_id=alias,
+            before=before,
+            after={"strategy": row.strategy, **policy},
+        )
+        s.commit()
+        s.refresh(row)
+        return row

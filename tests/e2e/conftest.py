@@ -49,7 +49,14 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         wait_http(f"http://127.0.0.1:{sim_port}/health", 30, sim)
         for args in (
             ["migrate"],
-            ["add-deployment", "e2e-model", f"http://127.0.0.1:{sim_port}/v1", "--model", "llama-3.1-8b-instruct"],
+            [
+                "add-deployment",
+                "e2e-model",
+                f"http://127.0.0.1:{sim_port}/v1",
+                "--model",
+                "llama-3.1-8b-instruct",
+                "--allow-private",
+            ],
         ):
             done = run_cli(env, *args)
             assert done.returncode == 0, done.stderr

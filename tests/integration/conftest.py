@@ -45,8 +45,8 @@ def start_gateway(data_dir: Path, simulators: tuple[str, str], **settings: str) 
     env = cli_env(data_dir, LLMC_ENV="dev", LLMC_KEY_CACHE_TTL_S="0", LLMC_LOG_FLUSH_INTERVAL_S="0.1", **settings)
     for args in (
         ["migrate"],
-        ["add-deployment", "chat", simulators[0], "--model", UPSTREAM_MODEL],
-        ["add-deployment", "slow", simulators[1], "--model", UPSTREAM_MODEL],
+        ["add-deployment", "chat", simulators[0], "--model", UPSTREAM_MODEL, "--allow-private"],
+        ["add-deployment", "slow", simulators[1], "--model", UPSTREAM_MODEL, "--allow-private"],
     ):
         done = run_cli(env, *args)
         assert done.returncode == 0, done.stderr

@@ -10,8 +10,23 @@ from sqlmodel import select
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import session
-from llm_console.db.models import AliasDeployment, AuditEvent, Deployment, ModelAlias, ModelPrice, Provider
-from llm_console.services.deployments import ConfigError, add_deployment, set_price, validate_base_url
+from llm_console.db.models import (
+    AliasDeployment,
+    AuditEvent,
+    Deployment,
+    ModelAlias,
+    ModelPrice,
+    NetworkAllow,
+    Provider,
+)
+from llm_console.services.deployments import (
+    ConfigError,
+    add_deployment,
+    allow_network,
+    set_price,
+    set_route_policy,
+    validate_base_url,
+)
 
 from .conftest import everything_stored
 
@@ -35,7 +50,7 @@ def all_rows(engine: Engine, model: type) -> list:  # type: ignore[type-arg]
         ({"base_url": "http://user:pass@upstream.test/v1"}, "credentials"),
         ({"base_url": "https://:sk-secret@upstream.test"}, "credentials"),
         ({"weight": -1}, "weight"),
-        ({"kind": "anthropic"}, "kind"),
+        ({"kind": "bedrock"}, "kind"),
         ({"alias": ""}, "alias"),
         ({"alias": "   "}, "alias"),
         ({"alias": "a" * 301}, "alias"),
@@ -142,3 +157,96 @@ def test_negative_prices_are_refused(engine: Engine, field: str) -> None:
     with pytest.raises(ConfigError, match="negative"):
         set_price(engine, model="llama", actor="a", **prices)
     assert all_rows(engine, ModelPrice) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/v1",
+        "http://localhost:8000/v1",  # refused by what it resolves to
+        "http://10.1.2.3/v1",
+        "http://169.254.169.254/latest",
+        "http://[::ffff:127.0.0.1]:8000/v1",
+        "http://2130706433/v1",
+        "http://0x7f.1/v1",
+    ],
+)
+def test_private_upstream_urls_are_refused_without_an_allow_list_entry(
+    engine: Engine, box: SecretBox, url: str
+) -> None:
+    with pytest.raises(ConfigError, match="allow-list"):
+        add_deployment(engine, box, alias="m", base_url=url, actor="a")
+    assert all_rows(engine, Deployment) == []
+    assert all_rows(engine, Provider) == []
+
+
+def test_allow_private_puts_the_host_on_the_allow_list_with_an_audit_row(engine: Engine, box: SecretBox) -> None:
+    dep = add_deployment(engine, box, alias="m", base_url="http://127.0.0.1:8000/v1", actor="ops", allow_private=True)
+    assert dep.id is not None
+    assert [row.entry for row in all_rows(engine, NetworkAllow)] == ["127.0.0.1/32"]
+    assert any(e.action == "allowlist.add" and e.actor == "ops" for e in all_rows(engine, AuditEvent))
+    # another deployment on the same host is now accepted without the flag
+    add_deployment(engine, box, alias="m2", base_url="http://127.0.0.1:8001/v1", actor="ops")
+
+
+def test_a_settings_allow_list_entry_admits_a_private_network(engine: Engine, box: SecretBox) -> None:
+    add_deployment(engine, box, alias="m", base_url="http://10.1.2.3/v1", actor="a", extra_allowlist=["10.0.0.0/8"])
+    with pytest.raises(ConfigError, match="allow-list"):
+        add_deployment(
+            engine, box, alias="m", base_url="http://192.168.0.2/v1", actor="a", extra_allowlist=["10.0.0.0/8"]
+        )
+
+
+def test_allow_network_refuses_junk_entries(engine: Engine) -> None:
+    for junk in ("http://10.0.0.1/", "10.0.0.1/8", "*", "not a host"):
+        with pytest.raises(ConfigError):
+            allow_network(engine, junk, actor="a")
+    assert all_rows(engine, NetworkAllow) == []
+
+
+def test_azure_and_anthropic_providers_keep_their_settings(engine: Engine, box: SecretBox) -> None:
+    add_deployment(
+        engine,
+        box,
+        alias="az",
+        base_url="https://example-resource.openai.azure.com",
+        model="gpt4o-deployment",
+        kind="azure",
+        provider_settings={"api_version": "2024-10-21"},
+        max_concurrency=8,
+        actor="a",
+    )
+    provider = all_rows(engine, Provider)[0]
+    assert (provider.kind, provider.settings) == ("azure", {"api_version": "2024-10-21"})
+    assert all_rows(engine, Deployment)[0].max_concurrency == 8
+
+
+def test_route_policy_changes_only_what_is_given_and_is_audited(engine: Engine, box: SecretBox) -> None:
+    add_deployment(engine, box, alias="a", base_url="http://upstream.test/v1", actor="a")
+    add_deployment(engine, box, alias="b", base_url="http://upstream.test/v1", actor="a")
+    set_route_policy(engine, alias="a", actor="ops", strategy="lowest_latency", fallbacks=["b"], retries=1)
+    row = set_route_policy(engine, alias="a", actor="ops", timeouts={"first_byte_s": 30.0})
+    assert row.strategy == "lowest_latency"
+    assert row.settings == {"fallbacks": ["b"], "retries": 1, "timeouts": {"first_byte_s": 30.0}}
+    audits = [e for e in all_rows(engine, AuditEvent) if e.action == "route.update"]
+    assert len(audits) == 2 and audits[1].before["strategy"] == "lowest_latency"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alias": "nope"}, "no alias"),
+        ({"strategy": "random"}, "strategy"),
+        ({"fallbacks": ["zzz"]}, "unknown fallback"),
+        ({"fallbacks": ["a"]}, "itself"),
+        ({"retries": 11}, "retries"),
+        ({"backoff_ms": -1.0}, "negative"),
+        ({"timeouts": {"first_byte_s": 0}}, "timeout"),
+        ({"timeouts": {"bogus": 1.0}}, "timeout"),
+    ],
+)
+def test_bad_route_policies_are_refused(engine: Engine, box: SecretBox, kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+    add_deployment(engine, box, alias="a", base_url="http://upstream.test/v1", actor="a")
+    with pytest.raises(ConfigError, match=message):
+        set_route_policy(engine, **{"alias": "a", "actor": "ops", **kwargs})
+    assert all_rows(engine, ModelAlias)[0].settings == {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
@@ -57,7 +56,7 @@ async def test_ok_with_custom_body_status_headers_and_delay() -> None:
         async with s.post(f"{up.base_url}/chat/completions", json=CHAT) as resp:
             elapsed = loop.time() - up.requests[0].at
             assert (resp.status, resp.headers["X-Up"], await resp.json()) == (201, "yes", {"x": 1})
-        assert 0.13 <= elapsed < 0.5
+        assert 0.149 <= elapsed < 1.5
 
 
 async def test_client_leaving_during_a_delay_is_noticed_at_once() -> None:
@@ -136,8 +135,11 @@ async def test_stream_sends_each_event_as_its_own_chunk_with_gaps() -> None:
             assert resp.headers["Transfer-Encoding"] == "chunked"
             got = [chunk async for chunk in read_chunks(resp)]
     assert [data for data, _ in got] == default_events()
-    gaps = [b[1] - a[1] for a, b in itertools.pairwise(got)]
-    assert len(gaps) == 4 and all(g >= 0.04 for g in gaps), gaps
+    # Event i cannot arrive before i gaps after the request was read: lower bounds hold even on a loaded machine,
+    # where the client may read late and see two arrivals close together.
+    since_request = [at - up.requests[0].at for _, at in got]
+    assert all(t >= 0.05 * i - 0.001 for i, t in enumerate(since_request)), since_request
+    assert since_request[-1] < 1.5
     usage = json.loads(got[3][0].removeprefix(b"data: "))
     assert usage["choices"] == [] and usage["usage"]["completion_tokens"] == 3
 
@@ -214,12 +216,11 @@ async def test_drip_delivers_the_body_slowly() -> None:
     size = len(json.dumps(completion(), separators=(",", ":"))) + 4
     async with FaultyUpstream(Behaviour.drip(size, every_s=0.05)) as up, aiohttp.ClientSession() as s:
         async with s.post(f"{up.base_url}/chat/completions", json=CHAT) as resp:
-            headers_at = loop.time()
             assert resp.content_length == size
             raw = await resp.read()
-            elapsed = loop.time() - headers_at
+            elapsed = loop.time() - up.requests[0].at
     assert len(raw) == size and raw.startswith(b"    {") and json.loads(raw) == completion()
-    assert 0.2 <= elapsed < 0.6, elapsed  # four pieces of padding, then the document: five 50 ms waits
+    assert 0.249 <= elapsed < 1.5, elapsed  # four pieces of padding, then the document: five 50 ms waits
 
 
 async def test_drip_left_by_the_client_is_counted() -> None:
