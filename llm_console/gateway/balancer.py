@@ -86,6 +86,7 @@ class Balancer:
         self.signals = signals or EngineSignals(clock=clock)
         self.states: dict[int, DeploymentState] = {}
         self.on_change: Callable[[Target, DeploymentState], None] | None = None
+        self.on_inflight: Callable[[Target, int], None] | None = None
 
     def state(self, deployment_id: int) -> DeploymentState:
         st = self.states.get(deployment_id)
@@ -175,6 +176,8 @@ class Balancer:
     def acquire(self, target: Target) -> None:
         st = self.state(target.deployment_id)
         st.inflight += 1
+        if self.on_inflight is not None:
+            self.on_inflight(target, st.inflight)
         if st.circuit != CLOSED:  # the cool-down is over: this request is the half-open probe
             st.circuit, st.probing = HALF_OPEN, True
             self._changed(target, st)
@@ -183,6 +186,8 @@ class Balancer:
         """`ok=None`: the deployment answered but the request itself was bad (a 4xx): no verdict."""
         st = self.state(target.deployment_id)
         st.inflight = max(0, st.inflight - 1)
+        if self.on_inflight is not None:
+            self.on_inflight(target, st.inflight)
         if ttfb_ms is not None:
             st.ewma_ttfb_ms = (
                 ttfb_ms if st.ewma_ttfb_ms is None else st.ewma_ttfb_ms + EWMA_ALPHA * (ttfb_ms - st.ewma_ttfb_ms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -45,8 +46,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
+# pydantic names the member of a union it tried (`prompt.str`, `input.list[int]`): not part of the field path.
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|(dict|list|literal|tuple)\[.*\])$", re.IGNORECASE)
+
+
 def validation_error(exc: ValidationError) -> GatewayError:
     """The first pydantic error as one readable OpenAI-style message with its `param`."""
     first = exc.errors(include_url=False)[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
+    param = ".".join(str(p) for p in first["loc"] if not _UNION_TAG.match(str(p))) or None
     return bad_request(f"Invalid value for '{param}': {first['msg']}." if param else first["msg"], param=param)

@@ -53,6 +53,7 @@ class GatewayRuntime:
             rng=self.rng,
         )
         self.balancer.on_change = self._circuit_changed
+        self.balancer.on_inflight = lambda target, n: self.metrics.set_inflight(target.deployment, n)
         self.log = LogWriter(
             self.engine,
             spool_dir=settings.data_dir / "spool",
