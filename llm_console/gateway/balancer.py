@@ -173,17 +173,33 @@ class Balancer:
 
     # -- bookkeeping ------------------------------------------------------------------------------------
 
-    def acquire(self, target: Target) -> None:
+    def usable(self, target: Target) -> bool:
+        """Whether `target` may take a request now (re-checked after a retry's pause)."""
+        return self._usable(target, self.clock()) is None
+
+    def acquire(self, target: Target) -> bool:
+        """Count a request in flight; True when it is the half-open probe (pass that back to `release`)."""
         st = self.state(target.deployment_id)
         st.inflight += 1
         if self.on_inflight is not None:
             self.on_inflight(target, st.inflight)
-        if st.circuit != CLOSED:  # the cool-down is over: this request is the half-open probe
-            st.circuit, st.probing = HALF_OPEN, True
+        if st.circuit != CLOSED and not st.probing and self.clock() >= st.open_until:
+            st.circuit, st.probing = HALF_OPEN, True  # the cool-down is over: this request is the probe
             self._changed(target, st)
+            return True
+        return False
 
-    def release(self, target: Target, *, ok: bool | None, ttfb_ms: float | None = None, error: str = "") -> None:
-        """`ok=None`: the deployment answered but the request itself was bad (a 4xx): no verdict."""
+    def release(
+        self,
+        target: Target,
+        *,
+        ok: bool | None,
+        ttfb_ms: float | None = None,
+        error: str = "",
+        probe: bool = False,
+    ) -> None:
+        """`ok=None`: the deployment answered but the request itself was bad (a 4xx): no verdict.
+        Only the request that `acquire` made the probe (`probe=True`) decides a half-open circuit."""
         st = self.state(target.deployment_id)
         st.inflight = max(0, st.inflight - 1)
         if self.on_inflight is not None:
@@ -192,19 +208,21 @@ class Balancer:
             st.ewma_ttfb_ms = (
                 ttfb_ms if st.ewma_ttfb_ms is None else st.ewma_ttfb_ms + EWMA_ALPHA * (ttfb_ms - st.ewma_ttfb_ms)
             )
-        was_probe = st.probing
-        st.probing = False
+        if probe:
+            st.probing = False
         if ok is None:
-            if was_probe:
+            if probe:
                 self._close(target, st)
             return
         if ok:
-            if st.failures or st.circuit != CLOSED:
+            if st.circuit != CLOSED and (probe or not st.probing):
                 self._close(target, st)
+            else:
+                st.failures = 0
             return
         st.failures += 1
         st.last_error = error or "error"
-        if was_probe or st.failures >= self.failure_threshold:
+        if probe or (st.circuit == CLOSED and st.failures >= self.failure_threshold):
             self._open(target, st)
 
     def health_result(self, target: Target, ok: bool, error: str = "") -> None:
@@ -224,7 +242,7 @@ class Balancer:
         self._changed(target, st)
 
     def _close(self, target: Target, st: DeploymentState) -> None:
-        st.circuit, st.failures, st.open_until = CLOSED, 0, 0.0
+        st.circuit, st.failures, st.open_until, st.last_error = CLOSED, 0, 0.0, None
         self._changed(target, st)
 
     def _changed(self, target: Target, st: DeploymentState) -> None:

@@ -340,6 +340,7 @@ def _stream(
             ok=state.error not in ("upstream_disconnected", "upstream_timeout", "upstream_bad_stream"),
             ttfb_ms=attempt_ttfb_ms,
             error=state.error or "",
+            probe=op.probe,
         )
         rt.finish(rec, op.target)
 

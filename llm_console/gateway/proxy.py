@@ -43,6 +43,7 @@ class Opened:
     timeouts: Timeouts
     deadline: float
     usage_injected: bool
+    probe: bool  # this request is its deployment's half-open probe (handlers pass it back on release)
 
 
 class UpstreamStatus(Exception):
@@ -185,6 +186,10 @@ async def open_upstream(
                 if time.perf_counter() + delay >= deadline:
                     break
                 await asyncio.sleep(delay)
+                if not rt.balancer.usable(target):  # its circuit opened or it filled up meanwhile: choose again
+                    failed.discard(target.deployment_id)
+                    skipped.add(target.deployment_id)
+                    continue
             tries += 1
             attempt += 1
             provider = PROVIDERS[target.kind]
@@ -240,7 +245,7 @@ async def _attempt(
     timeouts = timeouts_for(rt, route, target)
     start = time.perf_counter()
     first_byte = max(0.001, min(timeouts.first_byte, deadline - start))
-    rt.balancer.acquire(target)
+    probe = rt.balancer.acquire(target)
     span = SpanRecord(
         "upstream",
         _ms(t0, start),
@@ -271,7 +276,7 @@ async def _attempt(
                 resp.close()
             status = resp.status if resp.status >= 400 else 502
             verdict = None if status < 500 and status not in (408, 429) else False
-            rt.balancer.release(target, ok=verdict, error=f"http_{status}")
+            rt.balancer.release(target, ok=verdict, error=f"http_{status}", probe=probe)
             rt.metrics.observe_attempt(route.alias, target.deployment, "rate_limited" if status == 429 else "error")
             span.status = "error"
             span.duration_ms = _ms(start, time.perf_counter())
@@ -286,7 +291,7 @@ async def _attempt(
     except UpstreamFailure as exc:
         if resp is not None:
             resp.close()
-        rt.balancer.release(target, ok=False, error=exc.kind)
+        rt.balancer.release(target, ok=False, error=exc.kind, probe=probe)
         rt.metrics.observe_attempt(
             route.alias, target.deployment, exc.kind if exc.kind in ("timeout", "connect_error") else "error"
         )
@@ -297,16 +302,18 @@ async def _attempt(
     except BaseException:
         if resp is not None:
             resp.close()
-        rt.balancer.release(target, ok=None)
+        rt.balancer.release(target, ok=None, probe=probe)
         raise
     span.duration_ms = _ms(start, ttfb_at)
     span.attributes["ttfb_ms"] = span.duration_ms
     rt.metrics.observe_attempt(route.alias, target.deployment, "ok")
     if not stream:
         resp.release()
-        rt.balancer.release(target, ok=True, ttfb_ms=span.duration_ms)
+        rt.balancer.release(target, ok=True, ttfb_ms=span.duration_ms, probe=probe)
     # streams release the balancer slot when they end (handlers.py), so in-flight counts stay true
-    return None, Opened(target, route, provider, upstream_endpoint, resp, body, ttfb_at, timeouts, deadline, injected)
+    return None, Opened(
+        target, route, provider, upstream_endpoint, resp, body, ttfb_at, timeouts, deadline, injected, probe
+    )
 
 
 def _final(last: Exception | None) -> Exception:

@@ -3,6 +3,7 @@ as an immutable snapshot (the balancer keeps the live per-deployment state besid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,7 +58,9 @@ class Policy:
 
         def num(name: str) -> float | None:
             value = raw.get(name)
-            return float(value) if isinstance(value, (int, float)) and value >= 0 else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            return float(value) if math.isfinite(value) and value >= 0 else None
 
         retries = num("retries")
         fallbacks = raw.get("fallbacks") or []

@@ -329,8 +329,8 @@ def test_a_successful_probe_closes_the_circuit_and_resets_failures(bal: Balancer
     r = route(t)
     open_circuit(bal, t)
     clock.advance(COOLDOWN_S + 1)
-    bal.acquire(t)
-    bal.release(t, ok=True, ttfb_ms=80.0)
+    probe = bal.acquire(t)
+    bal.release(t, probe=probe, ok=True, ttfb_ms=80.0)
     st = bal.state(1)
     assert (st.circuit, st.failures, st.probing, st.open_until, st.inflight) == (CLOSED, 0, False, 0.0, 0)
     assert ids(bal.order(r)) == [1]
@@ -340,14 +340,19 @@ def test_a_successful_probe_closes_the_circuit_and_resets_failures(bal: Balancer
     assert bal.state(1).circuit == OPEN
 
 
-def test_a_failed_probe_reopens_for_another_cooldown(bal: Balancer, clock: FakeClock) -> None:
+@pytest.mark.parametrize("opened_by", ["failures", "health_check"])
+def test_a_failed_probe_reopens_for_another_cooldown(bal: Balancer, clock: FakeClock, opened_by: str) -> None:
     t = target(1)
     r = route(t)
-    open_circuit(bal, t)
+    if opened_by == "failures":
+        open_circuit(bal, t)
+    else:  # opened with no request failures counted: one failed probe must still reopen it
+        bal.health_result(t, False)
+        assert (bal.state(1).circuit, bal.state(1).failures) == (OPEN, 0)
     clock.advance(COOLDOWN_S + 5)
-    bal.acquire(t)
+    probe = bal.acquire(t)
     probe_failed_at = clock()
-    bal.release(t, ok=False, error="timeout")
+    bal.release(t, probe=probe, ok=False, error="timeout")
     st = bal.state(1)
     assert (st.circuit, st.probing, st.open_until, st.last_error) == (OPEN, False, probe_failed_at + 30, "timeout")
     with pytest.raises(NoCapacity) as caught:
@@ -388,8 +393,8 @@ def test_a_client_error_ends_a_half_open_probe_by_closing_the_circuit(bal: Balan
     t = target(1)
     open_circuit(bal, t)
     clock.advance(COOLDOWN_S)
-    bal.acquire(t)
-    bal.release(t, ok=None)
+    probe = bal.acquire(t)
+    bal.release(t, probe=probe, ok=None)
     st = bal.state(1)
     assert (st.circuit, st.probing, st.failures, st.inflight) == (CLOSED, False, 0, 0)
     assert ids(bal.order(route(t))) == [1]
@@ -433,21 +438,16 @@ def test_on_change_is_called_on_each_transition(bal: Balancer, clock: FakeClock)
     assert seen == []
     fail(bal, t)  # closed -> open
     clock.advance(COOLDOWN_S)
-    bal.acquire(t)  # open -> half-open
-    bal.release(t, ok=False)  # half-open -> open
+    probe = bal.acquire(t)  # open -> half-open
+    bal.release(t, probe=probe, ok=False)  # half-open -> open
     clock.advance(COOLDOWN_S)
-    bal.acquire(t)  # open -> half-open
-    bal.release(t, ok=True)  # half-open -> closed
+    probe = bal.acquire(t)  # open -> half-open
+    bal.release(t, probe=probe, ok=True)  # half-open -> closed
     bal.health_result(other, False)  # closed -> open
     bal.health_result(other, True)  # open -> closed
     assert seen == [(1, OPEN), (1, HALF_OPEN), (1, OPEN), (1, HALF_OPEN), (1, CLOSED), (2, OPEN), (2, CLOSED)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="balancer.py release(): a success after fewer than failure_threshold failures calls _close() on an "
-    "already-closed circuit, so on_change fires (and the runtime logs a 'circuit closed' warning) with no transition",
-)
 def test_on_change_is_not_called_when_nothing_transitions(bal: Balancer) -> None:
     t = target(1)
     seen: list[str] = []
@@ -521,3 +521,26 @@ def test_a_fresh_balancer_state_is_closed_and_idle(bal: Balancer) -> None:
     assert bal.state(42) == DeploymentState()
     assert bal.state(42) is bal.state(42)
     assert (bal.state(42).circuit, bal.state(42).inflight, bal.state(42).ewma_ttfb_ms) == (CLOSED, 0, None)
+
+
+def test_only_the_probe_decides_a_half_open_circuit(bal: Balancer, clock: FakeClock) -> None:
+    t = target(1)
+    assert bal.acquire(t) is False  # a slow request that started while the circuit was closed
+    open_circuit(bal, t)
+    clock.advance(COOLDOWN_S + 1)
+    probe = bal.acquire(t)
+    assert probe is True
+    assert bal.acquire(t) is False  # a second request in the cool-down's wake is not a probe
+    bal.release(t, ok=None)
+    bal.release(t, ok=False, error="old")  # the old request fails late: the probe is still out
+    assert (bal.state(1).circuit, bal.state(1).probing) == (HALF_OPEN, True)
+    bal.release(t, ok=True, probe=probe)
+    assert (bal.state(1).circuit, bal.state(1).failures, bal.state(1).last_error) == (CLOSED, 0, None)
+
+
+def test_a_probe_is_only_granted_once_the_cooldown_is_over(bal: Balancer, clock: FakeClock) -> None:
+    t = target(1)
+    open_circuit(bal, t)
+    assert bal.acquire(t) is False  # e.g. a retry that slept across the opening: not a probe
+    assert bal.state(1).circuit == OPEN
+    assert not bal.usable(t)
