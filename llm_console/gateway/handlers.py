@@ -136,6 +136,9 @@ async def handle(ep: Endpoint, request: Request) -> Response:
             req = ep.schema.model_validate(data)
         except ValidationError as exc:
             raise validation_error(exc) from None
+        for name in schemas.INTEGER_FIELDS:  # 16.0 was accepted as 16: forward it as an integer
+            if isinstance(data.get(name), float):
+                data[name] = int(data[name])
         alias: str = req.model  # type: ignore[attr-defined]
         stream = bool(getattr(req, "stream", False)) and ep.streams
         rec.stream = stream

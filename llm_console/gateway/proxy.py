@@ -200,6 +200,8 @@ async def open_upstream(
                     prepared = upstream_body(endpoint, provider, target, data, stream)
                 except TranslationError as exc:
                     raise GatewayError(400, str(exc), param=exc.param, code="unsupported_parameter") from None
+                except TypeError:  # orjson: an integer beyond 64 bits, which no upstream accepts
+                    raise GatewayError(400, "The body holds a number too large to pass on (over 64 bits).") from None
                 bodies[cache_key] = prepared
             upstream_endpoint, payload, injected = prepared
             outcome, opened = await _attempt(

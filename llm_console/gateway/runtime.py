@@ -97,7 +97,7 @@ class GatewayRuntime:
                 log.warning("route table refresh failed: %s", type(exc).__name__)
 
     async def check_health(self, target: Target) -> bool:
-        """GET the deployment's model list; any 2xx within the connect + first-byte limits counts as healthy."""
+        """GET the deployment's model list; any answer below 500 within the time limits counts as healthy."""
         from llm_console.gateway.providers import PROVIDERS
 
         call = PROVIDERS[target.kind].health(target)
@@ -114,7 +114,9 @@ class GatewayRuntime:
         except UpstreamFailure as exc:
             ok, error = False, exc.kind
         else:
-            ok, error = 200 <= resp.status < 300, f"http_{resp.status}"
+            # Any answer below 500 means the server is up (a 404 for the list path, a 401 for a key that
+            # lacks list rights): requests will tell the rest. 5xx, timeouts and refusals mean down.
+            ok, error = resp.status < 500, f"http_{resp.status}"
             resp.close()
         self.balancer.health_result(target, ok, "" if ok else error)
         self.metrics.set_healthy(target.deployment, ok)

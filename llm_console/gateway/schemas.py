@@ -6,9 +6,25 @@ what would otherwise reach the upstream malformed; everything else is the upstre
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+
+
+def _integral(value: Any) -> Any:
+    """JSON cannot tell 16 from 16.0 (nor can the published JSON Schema): accept an integral number, refuse
+    booleans, strings and fractions."""
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ValueError("expected an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("expected an integer, got a fraction")
+        return int(value)
+    return value
+
+
+StrictInt = Annotated[int, BeforeValidator(_integral)]
+INTEGER_FIELDS = ("max_tokens", "max_completion_tokens", "n", "dimensions", "top_n", "max_output_tokens")
 
 # Fields some proxies honour in the body to pick the upstream; here they would let a caller redirect our
 # credentials, so a body carrying one is refused (400, code `forbidden_parameter`).

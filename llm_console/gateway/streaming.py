@@ -104,24 +104,30 @@ class ChatPassthrough:
             if b'"text"' in events:  # legacy completions chunks carry "text"
                 state.content_chunks += events.count(b"data:")
             return events
-        kept = [ev for ev in _split(events) if self._inspect(ev, state)]
+        kept = [out for ev in _split(events) if (out := self._inspect(ev, state))]
         return b"".join(ev + b"\n\n" for ev in kept)
 
-    def _inspect(self, event: bytes, state: StreamState) -> bool:
+    def _inspect(self, event: bytes, state: StreamState) -> bytes | None:
+        """The event as the client gets it (None: dropped)."""
         if event.startswith(DONE):
             state.done = True
-            return True
+            return event
         if CONTENT_MARK in event or b'"text"' in event:
             state.content_chunks += 1
         if USAGE_MARK in event and not any(n in event for n in NULL_USAGE):
             obj = _json(_fields(event)[1])
             if obj is not None:
                 state.add_usage(Usage.from_openai(obj.get("usage")))
-                if self.drop_usage_only and obj.get("choices") == []:
-                    return False
+                if self.drop_usage_only:
+                    # The gateway asked for usage, not the client: a usage-only chunk goes, and usage that
+                    # an upstream put on a content chunk (some do) is taken off it.
+                    if obj.get("choices") == []:
+                        return None
+                    del obj["usage"]
+                    return b"data: " + orjson.dumps(obj)
         elif event.startswith(b'data: {"error"') or event.startswith(b'data:{"error"'):
             state.error = "upstream_error_event"
-        return True
+        return event
 
     def end(self, state: StreamState) -> bytes:
         return b""

@@ -144,9 +144,17 @@ def add_deployment(
             provider.settings = {**(provider.settings or {}), **provider_settings}
         s.add(provider)
         s.flush()
-        name = f"{upstream_model}@{urlsplit(api_base).netloc}"
-        dep = s.exec(select(Deployment).where(Deployment.name == name)).first()
+        # One deployment per (provider, model): the same model on the same host under another provider kind
+        # or base path is a different deployment, with a name kept unique.
+        dep = s.exec(
+            select(Deployment).where(Deployment.provider_id == provider.id, Deployment.model == upstream_model)
+        ).first()
         if dep is None:
+            base_name = f"{upstream_model}@{urlsplit(api_base).netloc}" + ("" if kind == "openai" else f" ({kind})")
+            name, n = base_name, 1
+            while s.exec(select(Deployment).where(Deployment.name == name)).first() is not None:
+                n += 1
+                name = f"{base_name} #{n}"
             dep = Deployment(name=name, provider_id=provider.id, model=upstream_model)  # type: ignore[arg-type]
         if max_concurrency is not None:
             dep.max_concurrency = max_concurrency

@@ -247,3 +247,18 @@ async def test_retrieving_a_model_respects_the_key_scope(make_gateway: GatewayFa
         hidden = await gw.client.get(f"/v1/models/{ALIAS}", headers=gw.auth)
         assert hidden.status_code == 404  # the same answer as for an alias that does not exist
         assert (await gw.client.get("/v1/models/nope", headers=gw.auth)).status_code == 404
+
+
+async def test_an_integer_beyond_64_bits_is_a_400_not_a_500(gw: Gateway) -> None:
+    resp = await post(gw, "/v1/rerank", {"model": ALIAS, "query": "q", "documents": ["a"], "top_n": 2**80})
+    assert resp.status_code == 400
+    assert "64 bits" in resp.json()["error"]["message"]
+    assert gw.upstream.requests == []
+
+
+async def test_integral_floats_are_accepted_and_forwarded_as_integers(gw: Gateway) -> None:
+    resp = await gw.chat({"model": ALIAS, "messages": MESSAGES, "max_tokens": 16.0})
+    assert resp.status_code == 200
+    assert gw.upstream.last_json["max_tokens"] == 16 and isinstance(gw.upstream.last_json["max_tokens"], int)
+    bad = await gw.chat({"model": ALIAS, "messages": MESSAGES, "max_tokens": 16.5})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_tokens"

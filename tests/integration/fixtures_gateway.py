@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select
+from sqlmodel import col, select
 
 from llm_console.db.engine import make_engine
 from llm_console.db.models import RequestLog
@@ -38,14 +38,11 @@ class Deployment:
     model: str
     kind: str = "openai"
     api_version: str | None = None
-    api_key_env: str | None = None
 
     def cli_args(self) -> list[str]:
         args = ["add-deployment", self.alias, self.base_url, "--model", self.model, "--kind", self.kind]
         if self.api_version:
             args += ["--api-version", self.api_version]
-        if self.api_key_env:
-            args += ["--api-key-env", self.api_key_env]
         return [*args, "--allow-private"]
 
 
@@ -76,7 +73,7 @@ class Gateway:
             deadline = time.monotonic() + timeout_s
             while True:
                 with engine.connect() as conn:
-                    found = conn.execute(select(RequestLog).where(RequestLog.id.in_(wanted))).all()  # type: ignore[attr-defined]
+                    found = conn.execute(select(RequestLog).where(col(RequestLog.id).in_(wanted))).all()
                 rows = {r.id: RequestLog.model_validate(r._mapping) for r in found}
                 if len(rows) == len(wanted) or time.monotonic() > deadline:
                     break
@@ -91,9 +88,6 @@ class Gateway:
         resp = httpx.get(self.url + "/metrics", timeout=10)
         resp.raise_for_status()
         return resp.text
-
-    def log_text(self) -> str:
-        return (self.data_dir / "gateway.log").read_text(errors="replace")
 
 
 def metric_value(exposition: str, name: str, **labels: str) -> float:
