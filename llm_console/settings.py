@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     circuit_failure_threshold: int = Field(default=5, ge=1)
     circuit_cooldown_s: float = Field(default=30.0, gt=0)
     health_check_interval_s: float = Field(default=30.0, ge=0)
+    gc_freeze: bool = True
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
     session_ttl_hours: float = Field(default=12.0, gt=0)

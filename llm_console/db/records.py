@@ -45,13 +45,21 @@ class LogRecord:
     client_ip: str = ""
     attempts: int = 1
     spans: list[SpanRecord] = field(default_factory=list)
+    # The driver-ready rows (request row, span rows), built by the log writer when the record is submitted
+    # so its batch thread holds the GIL as little as possible; never stored or spooled.
+    prepared: tuple[tuple[Any, ...], list[tuple[Any, ...]]] | None = field(default=None, repr=False, compare=False)
 
     def row(self) -> dict[str, Any]:
         """The `requests` row: a shallow read of the fields (asdict would deep-copy the spans only to drop them)."""
         return {name: getattr(self, name) for name in ROW_FIELDS}
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        prepared, self.prepared = self.prepared, None
+        try:
+            data = asdict(self)
+        finally:
+            self.prepared = prepared
+        del data["prepared"]
         data["created_at"] = self.created_at.isoformat()
         return data
 
@@ -63,4 +71,4 @@ class LogRecord:
         return cls(**data)
 
 
-ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LogRecord) if f.name != "spans")
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LogRecord) if f.name not in ("spans", "prepared"))
