@@ -39,7 +39,8 @@ def describe_environment(
         f"Python {sys.version.split()[0]}",
         "cores": layout.describe(),
         "load": f"{load_note}; {wrk_version(wrk)}".rstrip("; ")
-        + ". Throughput and latency from wrk -t1 (c=1 too); TTFB and gaps from the aiohttp client",
+        + (". Throughput and latency from wrk -t1 (c=1 too)" if wrk else ". Throughput and latency from aiohttp")
+        + "; TTFB and gaps from the aiohttp client",
         "upstream": "benchmarks/upstream.py (canned responses, raw asyncio Protocol on uvloop, one process); "
         "gap cell: `python -m llm_console.simulator --fast --tps N`",
         "servers": f"granian {version('granian')}, uvloop {version('uvloop')}, aiohttp {version('aiohttp')}, "

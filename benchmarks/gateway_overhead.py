@@ -256,7 +256,7 @@ def report(stack: Stack, args: argparse.Namespace, env: dict[str, Any], cells: l
     print(f"Request log: {logged_text} rows for {gw_requests} gateway requests{lost}; {spooled} spool file(s).")
     print(
         f"Machine: {env['cpus_usable']} usable CPU(s), load {env['load_avg_1m']} before start; "
-        f"uvicorn {env['uvicorn_loop']} loop + {env['uvicorn_http']} parser; Python {env['python']}."
+        f"simulator on uvicorn ({env['uvicorn_loop']} loop, {env['uvicorn_http']} parser); Python {env['python']}."
     )
     if (env["cpus_usable"] or 1) < 4:
         print(SHARED_CORES_CAVEAT)

@@ -126,7 +126,7 @@ class Check:
     status: str  # PASS, FAIL or n/a
 
     def line(self) -> str:
-        return f"  [{self.status:^4}] {self.name:<44} {self.value:<30} (target {self.limit})"
+        return f"  [{self.status:^4}] {self.name:<48} {self.value:<38} (target {self.limit})"
 
 
 def verdict(ok: bool | None) -> str:
