@@ -7,7 +7,6 @@ the gateway does (see benchmarks/README.md). httpx stays the client everywhere o
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,25 +54,36 @@ class UpstreamFailure(Exception):
 class UpstreamResponse:
     """A response whose head has arrived; the body is read with `read()` or `chunks()`."""
 
-    __slots__ = ("_resp", "headers", "status")
+    __slots__ = ("_idle", "_resp", "headers", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, first_byte: float) -> None:
         self._resp = resp
+        self._idle = first_byte
         self.status: int = resp.status
         self.headers: CIMultiDictProxy[str] = resp.headers
+
+    def _read_timeout(self, seconds: float) -> None:
+        """Bound every wait for body bytes by `seconds`, through aiohttp's own socket read timer (rescheduled
+        when data arrives), which costs far less than a timeout context around each read."""
+        if seconds != self._idle:
+            self._idle = seconds
+            conn = self._resp.connection
+            if conn is not None and conn.protocol is not None:
+                conn.protocol.read_timeout = seconds
+                conn.protocol.start_timeout()  # re-arm now: the pending timer still counts the old limit
 
     async def read(self, limit: int, idle: float) -> bytes:
         """The whole body, at most `limit` bytes, no gap longer than `idle`."""
         declared = self._resp.content_length
         if declared is not None and declared > limit:
             raise UpstreamFailure("too_large", f"The upstream response is larger than {limit} bytes.")
+        self._read_timeout(idle)
         parts: list[bytes] = []
         size = 0
         content = self._resp.content
         try:
             while True:
-                async with asyncio.timeout(idle):
-                    chunk = await content.readany()
+                chunk = await content.readany()
                 if not chunk:
                     break
                 size += len(chunk)
@@ -88,9 +98,9 @@ class UpstreamResponse:
 
     async def next_chunk(self, idle: float) -> bytes:
         """The next piece of the body as it arrived (b"" at the end); raises UpstreamFailure on a break."""
+        self._read_timeout(idle)
         try:
-            async with asyncio.timeout(idle):
-                return await self._resp.content.readany()
+            return await self._resp.content.readany()
         except TimeoutError:
             raise UpstreamFailure("timeout", "The upstream stream went idle.") from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -113,6 +123,7 @@ class UpstreamClient:
         self._session: aiohttp.ClientSession | None = None
         self._resolver: GuardedResolver | None = None
         self._checked: tuple[AllowList | None, set[str]] = (None, set())
+        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
 
     def _check_host(self, host: str) -> None:
         """Literal IP hosts skip aiohttp's resolver, so they are checked here (once per host and allow-list)."""
@@ -164,25 +175,33 @@ class UpstreamClient:
             self._check_host(host)
         except SSRFError as exc:
             raise UpstreamFailure("refused_address", str(exc)) from None
-        timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_connect=connect_s)
+        timeout = self._timeouts.get((connect_s, first_byte_s))
+        if timeout is None:
+            if len(self._timeouts) > 256:
+                self._timeouts.clear()
+            # sock_read bounds the wait for the response head (the first byte); the body's reads get the
+            # idle limit later (UpstreamResponse._read_timeout).
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=connect_s, sock_connect=connect_s, sock_read=first_byte_s
+            )
+            self._timeouts[(connect_s, first_byte_s)] = timeout
         try:
-            async with asyncio.timeout(first_byte_s):
-                resp = await self.session.request(
-                    method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-                )
-        except TimeoutError:
-            raise UpstreamFailure("timeout", "The upstream did not answer in time.") from None
+            resp = await self.session.request(
+                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamFailure("connect_error", "Connecting to the upstream timed out.") from None
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, SSRFError):
                 raise UpstreamFailure("refused_address", str(exc.os_error)) from None
             raise UpstreamFailure("connect_error", "The upstream could not be reached.") from None
-        except aiohttp.ServerTimeoutError:
-            raise UpstreamFailure("connect_error", "Connecting to the upstream timed out.") from None
+        except TimeoutError:  # aiohttp's SocketTimeoutError: no response head within first_byte_s
+            raise UpstreamFailure("timeout", "The upstream did not answer in time.") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamFailure(
                 "disconnected", f"The upstream closed the connection: {type(exc).__name__}."
             ) from None
-        return UpstreamResponse(resp)
+        return UpstreamResponse(resp, first_byte_s)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -299,7 +299,9 @@ async def test_a_stream_broken_before_its_first_chunk_is_retried(rig: RigFactory
 async def test_a_stalled_stream_hits_the_idle_timeout(rig: RigFactory) -> None:
     async with FaultyUpstream(Behaviour.stream(stall_after=2)) as up:
         async with rig({"a": [up]}, upstream_idle_timeout_s=0.3) as r:
+            started = time.monotonic()
             resp = await r.chat(stream=True)
+            assert time.monotonic() - started < 3  # the idle limit, not the first-byte one, ended it
             final = orjson.loads(sse_events(resp.content)[-1].removeprefix(b"data: "))
             assert final["error"]["code"] == "upstream_timeout"
             row = await r.row()
