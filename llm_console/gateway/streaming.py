@@ -89,6 +89,12 @@ DONE = b"data: [DONE]"
 ERROR_MARK = b'"error"'
 
 
+def _real_usage(events: bytes) -> bool:
+    """Whether some event carries a usage object (not just `"usage": null`)."""
+    found = events.count(USAGE_MARK)
+    return found > 0 and found != events.count(NULL_USAGE[0]) + events.count(NULL_USAGE[1])
+
+
 class ChatPassthrough:
     """OpenAI chat / completions streams, forwarded byte for byte. When the gateway itself asked for the
     usage chunk (`drop_usage_only`), that chunk is read and not forwarded."""
@@ -97,11 +103,11 @@ class ChatPassthrough:
         self.drop_usage_only = drop_usage_only
 
     def process(self, events: bytes, state: StreamState) -> bytes:
-        if CONTENT_MARK in events and USAGE_MARK not in events and DONE not in events and ERROR_MARK not in events:
-            state.content_chunks += events.count(CONTENT_MARK)  # the common case: content deltas only
-            return events
-        if CONTENT_MARK not in events and USAGE_MARK not in events and DONE not in events and ERROR_MARK not in events:
-            if b'"text"' in events:  # legacy completions chunks carry "text"
+        if DONE not in events and ERROR_MARK not in events and not _real_usage(events):
+            # The common case: content deltas only (vLLM and others put `"usage":null` on each of them).
+            if CONTENT_MARK in events:
+                state.content_chunks += events.count(CONTENT_MARK)
+            elif b'"text"' in events:  # legacy completions chunks carry "text"
                 state.content_chunks += events.count(b"data:")
             return events
         kept = [out for ev in _split(events) if (out := self._inspect(ev, state))]
