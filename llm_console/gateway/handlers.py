@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from llm_console.db.records import LogRecord, SpanRecord
+from llm_console.db.records import LogRecord, SpanRecord, new_request_id
 from llm_console.gateway import schemas
 from llm_console.gateway.body import parse_json_object, read_body, validation_error
 from llm_console.gateway.errors import GatewayError, bad_request, model_not_allowed, model_not_found
@@ -122,7 +121,7 @@ async def handle(ep: Endpoint, request: Request) -> Response:
     key = await rt.keys.authenticate(request.headers)
     t_auth = time.perf_counter()
     rec = LogRecord(
-        id=str(uuid.uuid4()),
+        id=new_request_id(),
         created_at=datetime.now(UTC),
         endpoint=ep.path,
         key_id=key.id,
