@@ -10,10 +10,12 @@ Multi-worker mode: when `PROMETHEUS_MULTIPROC_DIR` names a directory in the envi
 `prometheus_client` is first imported (prometheus_client picks its value class at import), each worker
 writes its values to mmap files there and `render()` merges all workers' files with a
 `MultiProcessCollector` in a fresh registry. Gauges then aggregate by `multiprocess_mode`: in-flight
-requests are summed over live workers ("livesum"), circuit state and health take the worst/best value
-seen by any worker ("max"). The launcher must empty the directory before workers start and call
-`prometheus_client.multiprocess.mark_process_dead(pid)` when a worker exits, so that a dead worker's
-in-flight count drops out. `GatewayMetrics()` refuses to start if the variable was set too late.
+requests are summed over live workers ("livesum"), circuit state and health take the highest value
+any live worker reports ("livemax"). `llm-console gateway --workers N` (gateway/serve.py) gives every
+start a fresh directory, so nothing from an earlier run is merged; a worker granian respawns keeps its
+predecessor's last gauge values until the next start (granian offers no exit hook for
+`prometheus_client.multiprocess.mark_process_dead`). `GatewayMetrics()` refuses to start if the variable
+was set too late.
 """
 
 from __future__ import annotations
@@ -184,14 +186,14 @@ class GatewayMetrics:
             "llmc_gateway_circuit_state",
             "Circuit breaker state per deployment: 0 = closed, 1 = open, 2 = half_open.",
             ["deployment"],
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
             registry=reg,
         )
         self.healthy = Gauge(
             "llmc_gateway_deployment_healthy",
             "1 when the deployment passes its health checks, else 0.",
             ["deployment"],
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
             registry=reg,
         )
         self._alias = _LabelCap(max_aliases, NAME_MAX_LEN)

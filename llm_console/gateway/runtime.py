@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import random
+import time
 from collections.abc import AsyncIterator
 
 from sqlalchemy.engine import Engine
@@ -29,6 +30,7 @@ log = logging.getLogger("llm_console.gateway")
 
 
 GC_GEN0_THRESHOLD = 20_000
+FULL_RELOAD_S = 60.0
 
 
 def tune_gc() -> None:
@@ -80,6 +82,8 @@ class GatewayRuntime:
             flush_interval_s=settings.log_flush_interval_s,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._stamp: object = None
+        self._loaded_at = 0.0
 
     def _lookup_key(self, key_hash: str) -> KeyInfo | None:
         row = find_by_hash(self.engine, key_hash)
@@ -94,8 +98,13 @@ class GatewayRuntime:
         self.metrics.set_circuit(target.deployment, st.circuit)
         log.warning("deployment %s circuit %s (%s)", target.deployment, st.circuit, st.last_error or "recovered")
 
+    def _load(self) -> tuple[object, RouteTable]:
+        stamp = self._config_stamp()  # read first: a change made during the load is seen next round
+        return stamp, load_route_table(self.engine, self.box)
+
     async def reload_routes(self) -> None:
-        table = await asyncio.to_thread(load_route_table, self.engine, self.box)
+        self._stamp, table = await asyncio.to_thread(self._load)
+        self._loaded_at = time.monotonic()
         try:
             db_allow = AllowList.parse(table.allowlist)
         except SSRFError as exc:
@@ -106,11 +115,21 @@ class GatewayRuntime:
         )
         self.routes = table
 
+    def _config_stamp(self) -> object:
+        """Every configuration change writes an audit event: its newest id says whether to reload."""
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT max(id) FROM audit_events").scalar()
+
     async def _refresh_loop(self) -> None:
+        """Reload the route table when the configuration changed (a one-row query each interval), and at
+        least every FULL_RELOAD_S anyway; a full reload in a thread holds the GIL long enough to show in
+        the gateway's tail latency, so it is not done blindly."""
         while True:
             await asyncio.sleep(self.settings.route_refresh_interval_s)
             try:
-                await self.reload_routes()
+                current = await asyncio.to_thread(self._config_stamp)
+                if current != self._stamp or time.monotonic() - self._loaded_at >= FULL_RELOAD_S:
+                    await self.reload_routes()
             except Exception as exc:  # keep serving the last good table
                 log.warning("route table refresh failed: %s", type(exc).__name__)
 
