@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import anthropic
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
@@ -90,3 +91,25 @@ async def test_embeddings_through_the_gateway(stack: Gateway) -> None:
     row = stack.wait_row(raw.headers["x-request-id"])
     assert (row.endpoint, row.alias, row.model, row.status) == ("/v1/embeddings", "fake-embed", EMBED_MODEL, "ok")
     assert (row.prompt_tokens, row.completion_tokens) == (result.usage.prompt_tokens, 0)
+
+
+async def test_anthropic_sdk_messages_through_the_gateway_to_fakeai(stack: Gateway) -> None:
+    """The Anthropic SDK against fakeai: /v1/messages translated to chat completions and back."""
+    async with anthropic.AsyncAnthropic(base_url=stack.url, api_key=stack.key, max_retries=0, timeout=30) as c:
+        raw = await c.messages.with_raw_response.create(
+            model="fake-chat", max_tokens=40, messages=[{"role": "user", "content": "Tell me about the tides."}]
+        )
+        message = await raw.parse()
+        async with c.messages.stream(
+            model="fake-chat", max_tokens=40, messages=[{"role": "user", "content": "And the moon?"}]
+        ) as stream:
+            streamed = await stream.get_final_message()
+    assert message.content and message.content[0].type == "text" and message.content[0].text
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    row = stack.wait_row(raw.headers["x-request-id"])
+    assert (row.endpoint, row.status) == ("/v1/messages", "ok")
+    # Anthropic's input_tokens leave out cache reads (fakeai simulates prefix-cache hits); the row counts all
+    cached = message.usage.cache_read_input_tokens or 0
+    assert (row.prompt_tokens, row.cached_tokens) == (message.usage.input_tokens + cached, cached)
+    assert row.completion_tokens == message.usage.output_tokens
+    assert streamed.content and streamed.usage.output_tokens > 0
