@@ -201,20 +201,50 @@ class MessagesPassthrough:
         return anthropic_error_event(code, message)
 
 
-class ChatToMessages:
+class _Translated:
+    """A stream translated between formats: the translator (`self.tr`) yields the client's events and
+    keeps the upstream's usage in OpenAI's shape."""
+
+    tr: ChatStreamToMessages | MessagesStreamToChat
+
+    def process(self, events: bytes, state: StreamState) -> bytes:
+        try:
+            out = self._process(events, state)
+        except (TranslationError, KeyError, TypeError, ValueError) as exc:
+            state.error = "upstream_bad_stream"
+            return self.tr.error(f"The upstream's stream could not be translated: {exc}")
+        if self.tr.usage:
+            state.usage = Usage.from_openai(self.tr.usage)
+        return out
+
+    def _process(self, events: bytes, state: StreamState) -> bytes:
+        raise NotImplementedError
+
+    def end(self, state: StreamState) -> bytes:
+        if not state.done or state.error:
+            return b""
+        tail = self.tr.finish()
+        if self.tr.usage:
+            state.usage = Usage.from_openai(self.tr.usage)
+        return tail
+
+    def fail(self, code: str, message: str) -> bytes:
+        return self.tr.error(message)
+
+
+def _error_message(err: object) -> str:
+    message = err.get("message") if isinstance(err, dict) else None
+    return str(message or "upstream error")
+
+
+class ChatToMessages(_Translated):
     """OpenAI chat chunks from the upstream, Anthropic events to the client."""
 
     def __init__(self, model: str) -> None:
         self.tr = ChatStreamToMessages(model=model)
 
-    def process(self, events: bytes, state: StreamState) -> bytes:
-        try:
-            return self._process(events, state)
-        except (TranslationError, KeyError, TypeError, ValueError) as exc:
-            state.error = "upstream_bad_stream"
-            return self.tr.error(f"The upstream's stream could not be translated: {exc}")
-
     def _process(self, events: bytes, state: StreamState) -> bytes:
+        assert isinstance(self.tr, ChatStreamToMessages)
         out = []
         for ev in _split(events):
             payload = _fields(ev)[1]
@@ -226,43 +256,22 @@ class ChatToMessages:
                 continue
             if "error" in obj:
                 state.error = "upstream_error_event"
-                err = obj["error"]
-                message = err.get("message", "upstream error") if isinstance(err, dict) else str(err)
-                out.append(self.tr.error(str(message)))
+                out.append(self.tr.error(_error_message(obj["error"])))
                 continue
             if CONTENT_MARK in payload:
                 state.content_chunks += 1
             out.append(self.tr.feed(obj))
-        if self.tr.usage:
-            state.usage = Usage.from_openai(self.tr.usage)
         return b"".join(out)
 
-    def end(self, state: StreamState) -> bytes:
-        if not state.done or state.error:
-            return b""
-        tail = self.tr.finish()
-        if self.tr.usage:
-            state.usage = Usage.from_openai(self.tr.usage)
-        return tail
 
-    def fail(self, code: str, message: str) -> bytes:
-        return self.tr.error(message)
-
-
-class MessagesToChat:
+class MessagesToChat(_Translated):
     """Anthropic events from the upstream, OpenAI chat chunks to the client."""
 
     def __init__(self, model: str, include_usage: bool) -> None:
         self.tr = MessagesStreamToChat(model=model, include_usage=include_usage)
 
-    def process(self, events: bytes, state: StreamState) -> bytes:
-        try:
-            return self._process(events, state)
-        except (TranslationError, KeyError, TypeError, ValueError) as exc:
-            state.error = "upstream_bad_stream"
-            return self.tr.error(f"The upstream's stream could not be translated: {exc}")
-
     def _process(self, events: bytes, state: StreamState) -> bytes:
+        assert isinstance(self.tr, MessagesStreamToChat)
         out = []
         for ev in _split(events):
             name, payload = _fields(ev)
@@ -274,27 +283,12 @@ class MessagesToChat:
                 state.done = True
             elif name == "error":
                 state.error = "upstream_error_event"
-                err = obj.get("error")
-                message = err.get("message", "upstream error") if isinstance(err, dict) else "upstream error"
-                out.append(self.tr.error(str(message)))
+                out.append(self.tr.error(_error_message(obj.get("error"))))
                 continue
             elif name == "content_block_delta":
                 state.content_chunks += 1
             out.append(self.tr.feed(name, obj))
-        if self.tr.usage:
-            state.usage = Usage.from_openai(self.tr.usage)
         return b"".join(out)
-
-    def end(self, state: StreamState) -> bytes:
-        if not state.done or state.error:
-            return b""
-        tail = self.tr.finish()
-        if self.tr.usage:
-            state.usage = Usage.from_openai(self.tr.usage)
-        return tail
-
-    def fail(self, code: str, message: str) -> bytes:
-        return self.tr.error(message)
 
 
 async def relay(

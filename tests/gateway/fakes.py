@@ -269,8 +269,28 @@ class _QueueStream(httpx.AsyncByteStream):
         await asyncio.wait_for(self._task, 5)
 
 
+class StoredRows:
+    """Reading back what a started gateway (`self.rt`) logged, once its log writer has caught up."""
+
+    rt: GatewayRuntime
+
+    async def rows(self) -> list[RequestLog]:
+        await asyncio.wait_for(self.rt.log.flush(), 10)
+        with session(self.rt.engine) as s:
+            return list(s.exec(select(RequestLog).order_by(RequestLog.created_at)))
+
+    async def row(self) -> RequestLog:
+        rows = await self.rows()
+        assert len(rows) == 1, [(r.status, r.error_type) for r in rows]
+        return rows[0]
+
+    def spans(self, request_id: str) -> list[Span]:
+        with session(self.rt.engine) as s:
+            return list(s.exec(select(Span).where(Span.request_id == request_id).order_by(Span.start_ms, Span.id)))
+
+
 @dataclass
-class Gateway:
+class Gateway(StoredRows):
     rt: GatewayRuntime
     client: httpx.AsyncClient
     key: MintedKey
@@ -293,20 +313,6 @@ class Gateway:
         else:
             kwargs["json"] = body
         return await self.client.post("/v1/chat/completions", headers=headers, **kwargs)
-
-    async def rows(self) -> list[RequestLog]:
-        await asyncio.wait_for(self.rt.log.flush(), 10)
-        with session(self.rt.engine) as s:
-            return list(s.exec(select(RequestLog).order_by(RequestLog.created_at)))
-
-    async def row(self) -> RequestLog:
-        rows = await self.rows()
-        assert len(rows) == 1, [(r.status, r.error_type) for r in rows]
-        return rows[0]
-
-    def spans(self, request_id: str) -> list[Span]:
-        with session(self.rt.engine) as s:
-            return list(s.exec(select(Span).where(Span.request_id == request_id).order_by(Span.start_ms, Span.id)))
 
 
 GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[Gateway]]

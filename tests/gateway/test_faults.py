@@ -22,20 +22,20 @@ from sqlmodel import select
 
 from llm_console.db.engine import session
 from llm_console.db.migrate import upgrade
-from llm_console.db.models import Deployment, ModelAlias, RequestLog, Span
+from llm_console.db.models import Deployment, ModelAlias
 from llm_console.gateway import GatewayRuntime, create_gateway
 from llm_console.services.deployments import add_deployment
 from llm_console.services.keys import create_key
 
 from ..support.faulty import Behaviour, FaultyUpstream, completion, content_chunk, error_body, usage_chunk
-from .fakes import StreamingASGITransport, make_settings
+from .fakes import StoredRows, StreamingASGITransport, make_settings
 
 CANARY = "sk-canary-7Hq2ZpX9wLm4Rt8Vb3Nc"
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
 
 @dataclass
-class Rig:
+class Rig(StoredRows):
     rt: GatewayRuntime
     client: httpx.AsyncClient
     auth: dict[str, str]
@@ -45,20 +45,6 @@ class Rig:
         return await self.client.post(
             "/v1/chat/completions", json={"model": model, "messages": MESSAGES, **extra}, headers=self.auth
         )
-
-    async def rows(self) -> list[RequestLog]:
-        await asyncio.wait_for(self.rt.log.flush(), 10)
-        with session(self.rt.engine) as s:
-            return list(s.exec(select(RequestLog).order_by(RequestLog.created_at)))
-
-    async def row(self) -> RequestLog:
-        rows = await self.rows()
-        assert len(rows) == 1, [(r.status, r.error_type) for r in rows]
-        return rows[0]
-
-    def spans(self, request_id: str) -> list[Span]:
-        with session(self.rt.engine) as s:
-            return list(s.exec(select(Span).where(Span.request_id == request_id).order_by(Span.start_ms, Span.id)))
 
     async def set_alias(self, alias: str, *, strategy: str | None = None, **policy: Any) -> None:
         with session(self.rt.engine) as s:
