@@ -259,10 +259,8 @@ async def _attempt(
     resp: UpstreamResponse | None = None
     try:
         resp = await rt.upstream.send(
-            call.method,
-            call.url,
+            call,
             host=target.host,
-            headers=call.headers,
             body=payload,
             connect_s=timeouts.connect,
             first_byte_s=first_byte,

@@ -20,6 +20,7 @@ from llm_console.gateway.auth import KeyCache, KeyInfo, key_info_from_row
 from llm_console.gateway.balancer import Balancer, DeploymentState
 from llm_console.gateway.logwriter import LogWriter
 from llm_console.gateway.metrics import GatewayMetrics
+from llm_console.gateway.providers import PROVIDERS
 from llm_console.gateway.routing import RouteTable, Target, load_route_table
 from llm_console.gateway.ssrf import AllowList, SSRFError
 from llm_console.gateway.upstream import Timeouts, UpstreamClient, UpstreamFailure
@@ -135,15 +136,11 @@ class GatewayRuntime:
 
     async def check_health(self, target: Target) -> bool:
         """GET the deployment's model list; any answer below 500 within the time limits counts as healthy."""
-        from llm_console.gateway.providers import PROVIDERS
-
         call = PROVIDERS[target.kind].health(target)
         try:
             resp = await self.upstream.send(
-                call.method,
-                call.url,
+                call,
                 host=target.host,
-                headers=call.headers,
                 body=None,
                 connect_s=self.default_timeouts.connect,
                 first_byte_s=min(self.default_timeouts.first_byte, 10.0),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from llm_console.gateway.providers.base import Call
 from llm_console.gateway.ssrf import AllowList, GuardedResolver, SSRFError, check_literal_host
 
 # Below the 5 s idle timeout of uvicorn (and so vLLM): reusing a connection the server is closing fails the call.
@@ -161,11 +162,9 @@ class UpstreamClient:
 
     async def send(
         self,
-        method: str,
-        url: str,
+        call: Call,
         *,
         host: str,
-        headers: dict[str, str],
         body: bytes | None,
         connect_s: float,
         first_byte_s: float,
@@ -187,7 +186,7 @@ class UpstreamClient:
             self._timeouts[(connect_s, first_byte_s)] = timeout
         try:
             resp = await self.session.request(
-                method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                call.method, call.url, data=body, headers=call.headers, timeout=timeout, allow_redirects=False
             )
         except aiohttp.ConnectionTimeoutError:
             raise UpstreamFailure("connect_error", "Connecting to the upstream timed out.") from None
