@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     gc_freeze: bool = True
     metrics_enabled: bool = True
     metrics_token: SecretStr | None = None
+    retention_request_days: float = Field(default=30.0, gt=0)
+    retention_body_days: float = Field(default=7.0, gt=0)
+    retention_minute_rollup_days: float = Field(default=7.0, ge=2)
+    retention_rollup_days: float = Field(default=400.0, gt=0)
+    retention_interval_s: float = Field(default=3600.0, ge=0)
+    monthly_budget_usd: float = Field(default=0.0, ge=0)
+    dashboard_live_interval_s: float = Field(default=5.0, ge=1)
     session_ttl_hours: float = Field(default=12.0, gt=0)
     cookie_secure: bool = False
 

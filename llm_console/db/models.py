@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from llm_console.db import rollups  # noqa: F401  (registers usage_rollups in the same metadata)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -140,6 +142,8 @@ class VirtualKey(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     team_id: int | None = Field(default=None, foreign_key="teams.id", ondelete="SET NULL")
     allowed_aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Extra rights beyond calling models: "analytics" lets the key read /api/v1/analytics (an admin key).
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     expires_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
@@ -153,6 +157,11 @@ class RequestLog(SQLModel, table=True):
         Index("ix_requests_alias_created", "alias", "created_at"),
         Index("ix_requests_key_created", "key_id", "created_at"),
         Index("ix_requests_status_created", "status", "created_at"),
+        Index("ix_requests_user_created", "user_id", "created_at"),
+        Index("ix_requests_team_created", "team_id", "created_at"),
+        Index("ix_requests_deployment_created", "deployment_id", "created_at"),
+        Index("ix_requests_endpoint_created", "endpoint", "created_at"),
+        Index("ix_requests_latency", "latency_ms"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -179,6 +188,7 @@ class RequestLog(SQLModel, table=True):
     response_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     client_ip: str = Field(default="", max_length=64)
     attempts: int = 1
+    embedding_dims: int | None = None
 
 
 class NetworkAllow(SQLModel, table=True):
@@ -207,33 +217,6 @@ class Span(SQLModel, table=True):
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class UsageMinute(SQLModel, table=True):
-    """Per-minute rollup by alias, deployment, key and team; dashboards read this, not `requests`.
-
-    Empty dimensions are stored as "" / 0 so the unique key works on every database.
-    `latency_hist` counts requests per bucket of `LATENCY_BUCKETS_MS` for percentiles.
-    """
-
-    __tablename__ = "usage_minutes"
-    __table_args__ = (UniqueConstraint("bucket", "alias", "deployment_id", "key_id", "team_id", "user_id"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    bucket: datetime = _ts(index=True)
-    alias: str = Field(default="", max_length=300)
-    deployment_id: int = 0
-    key_id: int = 0
-    team_id: int = 0
-    user_id: int = 0
-    requests: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms_sum: float = 0.0
-    ttfb_ms_sum: float = 0.0
-    latency_hist: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-
-
 class AuditEvent(SQLModel, table=True):
     """Who changed what, with before and after (secrets masked)."""
 
@@ -249,22 +232,26 @@ class AuditEvent(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
-LATENCY_BUCKETS_MS: tuple[float, ...] = (
-    5,
-    10,
-    25,
-    50,
-    100,
-    250,
-    500,
-    750,
-    1000,
-    1500,
-    2000,
-    3000,
-    5000,
-    7500,
-    10000,
-    20000,
-    60000,
-)
+class Budget(SQLModel, table=True):
+    """A spend limit in USD for a user, team or key over a UTC day or month (0 means no limit)."""
+
+    __tablename__ = "budgets"
+
+    entity_type: str = Field(primary_key=True, max_length=10)  # user | team | key
+    entity_id: int = Field(primary_key=True)
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    updated_at: datetime = _ts()
+
+
+class MaintenanceRun(SQLModel, table=True):
+    """One run of a scheduled job (retention cleanup): when, how long, what it removed."""
+
+    __tablename__ = "maintenance_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=50, index=True)
+    started_at: datetime = _ts(index=True)
+    duration_ms: float = 0.0
+    status: str = Field(default="ok", max_length=20)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

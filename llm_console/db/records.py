@@ -48,6 +48,7 @@ class LogRecord:
     response_body: str | None = None
     client_ip: str = ""
     attempts: int = 1
+    embedding_dims: int | None = None
     spans: list[SpanRecord] = field(default_factory=list)
     # The driver-ready rows (request row, span rows), built by the log writer when the record is submitted
     # so its batch thread holds the GIL as little as possible; never stored or spooled.

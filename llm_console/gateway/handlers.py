@@ -222,11 +222,26 @@ def _complete(
                 type="server_error",
                 code="upstream_bad_response",
             ) from None
+    if ep.name == "embeddings" and isinstance(obj, dict):
+        rec.embedding_dims = embedding_dims(obj)
     _finish_usage(rec, usage, op.target, latency_ms=_ms(t0, t_end), ttfb_ms=_ms(t0, op.ttfb_at))
     rec.response_body = content[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
     rt.finish(rec, op.target)
     media = op.resp.headers.get("content-type") or "application/json"
     return Response(content, status_code=op.resp.status, media_type=media, headers=headers)
+
+
+def embedding_dims(obj: dict[str, Any]) -> int | None:
+    """Vector size of an embeddings answer: float lists, or base64 of little-endian float32."""
+    data = obj.get("data")
+    first = data[0] if isinstance(data, list) and data else None
+    vector = first.get("embedding") if isinstance(first, dict) else None
+    if isinstance(vector, list):
+        return len(vector) or None
+    if isinstance(vector, str) and vector:
+        padding = len(vector) - len(vector.rstrip("="))
+        return (len(vector) * 3 // 4 - padding) // 4 or None
+    return None
 
 
 def _upstream_error(

@@ -1,47 +1,135 @@
-"""Usage figures for the console, cached briefly so many open tabs cost one query."""
+"""Overview figures for the console, cached briefly so many open tabs cost one set of queries."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Engine
 
-from llm_console.db.queries import overview
+from llm_console.db.queries import logs, usage
+from llm_console.db.queries.logs import RequestRow
+from llm_console.db.queries.names import Directory, load_directory
+from llm_console.db.queries.usage import Totals
+from llm_console.db.rollups import truncate
 
 CACHE_TTL_S = 1.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """One row of a breakdown: a label and its totals."""
+
+    label: str
+    value: str
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class MinutePoint:
+    minute: datetime
+    requests: int
+    errors: int
 
 
 @dataclass(frozen=True, slots=True)
 class OverviewData:
-    summary: overview.Summary
-    per_minute: list[overview.Point]
-    latest: list[overview.RecentRequest]
+    day: Totals
+    week: Totals
+    providers: list[Named]
+    top_users: list[Named]
+    top_keys: list[Named]
+    per_minute: list[MinutePoint]
+    latest: list[RequestRow]
+    directory: Directory
     as_of: datetime
 
 
-def _load(engine: Engine) -> OverviewData:
-    now = datetime.now(UTC)
+def per_minute(engine: Engine, now: datetime, minutes: int = 60) -> list[MinutePoint]:
+    """Requests and errors per minute for the last `minutes`, zero-filled."""
+    end = truncate(now, "m") + timedelta(minutes=1)
+    start = end - timedelta(minutes=minutes)
+    seen = {p.bucket: p.totals for p in usage.series(engine, start, end, "m")}
+    empty = Totals()
+    return [
+        MinutePoint(b, seen.get(b, empty).requests, seen.get(b, empty).errors)
+        for b in usage.bucket_starts(start, end, "m")
+    ]
+
+
+def providers(engine: Engine, start: datetime, end: datetime, directory: Directory) -> list[Named]:
+    """Requests and cost per provider, summed over that provider's deployments."""
+    merged: dict[str, Totals] = {}
+    for value, t in usage.breakdown(engine, start, end, "deployment", limit=1000):
+        name = directory.deployment_provider.get(int(value), "(none)") if value.isdigit() else "(none)"
+        merged[name] = add(merged[name], t) if name in merged else t
+    return sorted((Named(k, k, v) for k, v in merged.items()), key=lambda n: -n.totals.cost_usd)
+
+
+def add(a: Totals, b: Totals) -> Totals:
+    """Two totals summed field by field (histograms too)."""
+    return Totals(
+        requests=a.requests + b.requests,
+        errors=a.errors + b.errors,
+        stream_requests=a.stream_requests + b.stream_requests,
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        cached_tokens=a.cached_tokens + b.cached_tokens,
+        cost_usd=a.cost_usd + b.cost_usd,
+        latency_ms_sum=a.latency_ms_sum + b.latency_ms_sum,
+        ttfb_ms_sum=a.ttfb_ms_sum + b.ttfb_ms_sum,
+        ttfb_count=a.ttfb_count + b.ttfb_count,
+        lat_hist=tuple(x + y for x, y in zip(a.lat_hist, b.lat_hist, strict=True)),
+        ttfb_hist=tuple(x + y for x, y in zip(a.ttfb_hist, b.ttfb_hist, strict=True)),
+    )
+
+
+def top(engine: Engine, dim: str, start: datetime, end: datetime, directory: Directory, n: int = 5) -> list[Named]:
+    rows = usage.breakdown(engine, start, end, dim, limit=n + 1)
+    return [Named(directory.name(dim, v), v, t) for v, t in rows if v][:n]
+
+
+def load_overview(engine: Engine, now: datetime | None = None) -> OverviewData:
+    now = now or datetime.now(UTC)
+    directory = load_directory(engine)
+    end = truncate(now, "m") + timedelta(minutes=1)
+    today = truncate(now, "d")
     return OverviewData(
-        summary=overview.summary(engine, now - timedelta(hours=24)),
-        per_minute=overview.requests_per_minute(engine, now, 60),
-        latest=overview.latest_requests(engine, 15),
+        day=usage.totals(engine, end - timedelta(hours=24), end),
+        week=usage.totals(engine, truncate(now, "h") - timedelta(days=7), end, grain="h"),
+        providers=providers(engine, end - timedelta(hours=24), end, directory),
+        top_users=top(engine, "user", today, end, directory),
+        top_keys=top(engine, "key", today, end, directory),
+        per_minute=per_minute(engine, now, 60),
+        latest=logs.latest(engine, limit=15),
+        directory=directory,
         as_of=now,
     )
 
 
-class OverviewService:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._cached: tuple[float, OverviewData] | None = None
+class Cached(Generic[T]):
+    """A value computed in a thread at most once per `ttl_s`, however many tabs ask."""
+
+    def __init__(self, compute: Callable[[], T], ttl_s: float = CACHE_TTL_S) -> None:
+        self._compute = compute
+        self._ttl = ttl_s
+        self._cached: tuple[float, T] | None = None
         self._lock = asyncio.Lock()
 
-    async def get(self) -> OverviewData:
+    async def get(self) -> T:
         async with self._lock:
             if self._cached and self._cached[0] > time.monotonic():
                 return self._cached[1]
-            data = await asyncio.to_thread(_load, self._engine)
-            self._cached = (time.monotonic() + CACHE_TTL_S, data)
-            return data
+            value = await asyncio.to_thread(self._compute)
+            self._cached = (time.monotonic() + self._ttl, value)
+            return value
+
+
+class OverviewService(Cached[OverviewData]):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(lambda: load_overview(engine))

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llm_console.services.usage import OverviewData
+from llm_console.db.queries.logs import RequestRow
+from llm_console.db.queries.names import Directory
+from llm_console.db.queries.usage import Totals
+from llm_console.services.usage import Named, OverviewData
 
 
 @dataclass(frozen=True, slots=True)
 class OverviewView:
     cards: list[dict[str, str]]
+    week_cards: list[dict[str, str]]
     chart: list[dict[str, int | str]]
     latest: list[dict[str, str]]
+    providers: list[dict[str, str]]
+    top_users: list[dict[str, str]]
+    top_keys: list[dict[str, str]]
     as_of: str
 
 
@@ -35,39 +42,68 @@ def ms(value: float) -> str:
     return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
 
 
-def overview_view(data: OverviewData) -> OverviewView:
-    s = data.summary
-    cards = [
-        {"label": "Requests (24 h)", "value": count(s.requests), "hint": f"{s.errors:,} errors"},
+def _cards(label: str, t: Totals) -> list[dict[str, str]]:
+    return [
+        {"label": f"Requests ({label})", "value": count(t.requests), "hint": f"{t.errors:,} errors"},
         {
-            "label": "Tokens (24 h)",
-            "value": count(s.prompt_tokens + s.completion_tokens),
-            "hint": f"{count(s.prompt_tokens)} in / {count(s.completion_tokens)} out",
+            "label": f"Tokens ({label})",
+            "value": count(t.tokens),
+            "hint": f"{count(t.prompt_tokens)} in / {count(t.completion_tokens)} out",
         },
+        {"label": f"Cost ({label})", "value": money(t.cost_usd), "hint": "priced per model"},
+        {"label": f"Error rate ({label})", "value": f"{t.error_rate * 100:.1f}%", "hint": "of all requests"},
+        {"label": f"Cost per request ({label})", "value": money(t.cost_per_request), "hint": "average"},
+        {"label": f"P95 latency ({label})", "value": ms(t.latency_p(0.95)), "hint": "from histogram buckets"},
+    ]
+
+
+def named_rows(rows: list[Named]) -> list[dict[str, str]]:
+    return [
         {
-            "label": "Cost (24 h)",
-            "value": money(s.cost_usd),
-            "hint": f"{money(s.cost_usd / s.requests) if s.requests else '$0.00'} per request",
-        },
-        {"label": "Error rate", "value": f"{s.error_rate * 100:.1f}%", "hint": "of all requests"},
-        {"label": "Avg latency", "value": ms(s.avg_latency_ms), "hint": "end to end"},
-        {"label": "P95 latency", "value": ms(s.p95_latency_ms), "hint": "from histogram buckets"},
+            "label": n.label,
+            "requests": f"{n.totals.requests:,}",
+            "cost": money(n.totals.cost_usd),
+            "tokens": count(n.totals.tokens),
+        }
+        for n in rows
     ]
-    chart: list[dict[str, int | str]] = [
-        {"minute": p.minute.strftime("%H:%M"), "ok": p.requests - p.errors, "errors": p.errors} for p in data.per_minute
-    ]
-    latest = [
+
+
+def request_rows(rows: list[RequestRow], directory: Directory) -> list[dict[str, str]]:
+    return [
         {
             "id": r.id,
-            "time": r.created_at.strftime("%H:%M:%S"),
+            "time": r.created_at.strftime("%m-%d %H:%M:%S"),
             "model": r.alias or "—",
+            "deployment": directory.name("deployment", "" if r.deployment_id is None else str(r.deployment_id)),
+            "endpoint": r.endpoint,
             "status": r.status,
             "code": str(r.status_code),
             "tokens": f"{r.tokens:,}",
             "cost": money(r.cost_usd),
             "latency": ms(r.latency_ms),
+            "ttfb": ms(r.ttfb_ms) if r.ttfb_ms is not None else "—",
             "mode": "stream" if r.stream else "single",
+            "key": directory.name("key", "" if r.key_id is None else str(r.key_id)),
+            "user": directory.name("user", "" if r.user_id is None else str(r.user_id)),
         }
-        for r in data.latest
+        for r in rows
     ]
-    return OverviewView(cards, chart, latest, data.as_of.strftime("%H:%M:%S UTC"))
+
+
+def overview_view(data: OverviewData) -> OverviewView:
+    cards = _cards("24 h", data.day)
+    week = _cards("7 d", data.week)
+    chart: list[dict[str, int | str]] = [
+        {"minute": p.minute.strftime("%H:%M"), "ok": p.requests - p.errors, "errors": p.errors} for p in data.per_minute
+    ]
+    return OverviewView(
+        cards=cards,
+        week_cards=week,
+        chart=chart,
+        latest=request_rows(data.latest, data.directory),
+        providers=named_rows(data.providers),
+        top_users=named_rows(data.top_users),
+        top_keys=named_rows(data.top_keys),
+        as_of=data.as_of.strftime("%H:%M:%S UTC"),
+    )

@@ -18,6 +18,10 @@ LIVE_INTERVAL_S = 2.0
 
 class OverviewState(rx.State):
     cards: list[dict[str, str]] = []
+    week_cards: list[dict[str, str]] = []
+    providers: list[dict[str, str]] = []
+    top_users: list[dict[str, str]] = []
+    top_keys: list[dict[str, str]] = []
     chart: list[dict[str, int | str]] = []
     latest: list[dict[str, str]] = []
     as_of: str = ""
@@ -26,8 +30,9 @@ class OverviewState(rx.State):
 
     def _apply(self, data: OverviewData) -> None:
         view = overview_view(data)
-        self.cards, self.chart, self.latest = view.cards, view.chart, view.latest
-        self.as_of, self.total_requests = view.as_of, data.summary.requests
+        self.cards, self.week_cards, self.chart, self.latest = view.cards, view.week_cards, view.chart, view.latest
+        self.providers, self.top_users, self.top_keys = view.providers, view.top_users, view.top_keys
+        self.as_of, self.total_requests = view.as_of, data.day.requests
 
     @rx.event
     async def load(self) -> rx.event.EventSpec:

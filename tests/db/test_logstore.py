@@ -1,4 +1,4 @@
-"""write_batch stores rows, spans and per-minute rollups atomically, and rollups add up across batches."""
+"""write_batch stores rows, spans and rollups atomically, and rollups add up across batches."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from sqlalchemy.exc import IntegrityError
 
 import llm_console.gateway  # noqa: F401  (first, to dodge the import cycle: see test_logstore_imports_on_its_own)
 from llm_console.db.engine import make_engine
-from llm_console.db.logstore import aggregate, existing_ids, latency_bucket, write_batch
-from llm_console.db.models import LATENCY_BUCKETS_MS, RequestLog, Span, UsageMinute
-from llm_console.db.queries.overview import percentile_from_hist, summary
+from llm_console.db.logstore import existing_ids, write_batch
+from llm_console.db.models import RequestLog, Span
+from llm_console.db.queries.usage import totals
 from llm_console.db.records import LogRecord, SpanRecord
+from llm_console.db.rollups import LAT_COLS, LATENCY_BOUNDS_MS, TTFB_COLS, aggregate, usage_rollups
+from llm_console.db.rollups import bucket_index as latency_bucket
+from llm_console.db.rollups import percentile as percentile_from_hist
 
 from .conftest import upgrade
 
@@ -58,10 +61,20 @@ def record(
     )
 
 
-def rollups(engine: Engine) -> list[dict[str, object]]:
-    t = UsageMinute.__table__  # type: ignore[attr-defined]
+def rollups(engine: Engine, grain: str = "m", dim: str = "all") -> list[dict[str, object]]:
+    """Rollup rows of one grain and dimension, each with its latency histogram as `hist`."""
+    t = usage_rollups
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(t).order_by(t.c.bucket, t.c.alias)).mappings()]
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                select(t).where(t.c.grain == grain, t.c.dim == dim).order_by(t.c.bucket, t.c.value)
+            ).mappings()
+        ]
+    for r in rows:
+        r["hist"] = [r[c] for c in LAT_COLS]
+        r["ttfb_hist"] = [r[c] for c in TTFB_COLS]
+    return rows
 
 
 def count(engine: Engine, model: type) -> int:
@@ -88,15 +101,19 @@ def test_write_batch_writes_rows_spans_and_a_rollup(engine: Engine) -> None:
     ]
     assert count(engine, Span) == 5
     (roll,) = rollups(engine)
-    assert (roll["alias"], roll["deployment_id"], roll["key_id"], roll["team_id"], roll["user_id"]) == ("m", 3, 1, 0, 0)
+    assert [(r["value"], r["requests"]) for r in rollups(engine, "m", "alias")] == [("m", 2)]
+    assert [(r["value"], r["requests"]) for r in rollups(engine, "h", "key")] == [("1", 2)]
+    assert [(r["value"], r["requests"]) for r in rollups(engine, "d", "deployment")] == [("3", 2)]
+    assert rollups(engine, "m", "key") == []  # keys are rolled up per hour and day only
     assert (roll["requests"], roll["errors"]) == (2, 1)
     assert (roll["prompt_tokens"], roll["completion_tokens"]) == (20, 10)
     assert roll["cost_usd"] == pytest.approx(0.501)
     assert roll["latency_ms_sum"] == pytest.approx(340.0)
     assert roll["ttfb_ms_sum"] == pytest.approx(10.0)
-    hist = roll["latency_hist"]
-    assert isinstance(hist, list) and len(hist) == len(LATENCY_BUCKETS_MS) + 1
+    hist = roll["hist"]
+    assert isinstance(hist, list) and len(hist) == len(LATENCY_BOUNDS_MS) + 1
     assert hist[latency_bucket(40)] == 1 and hist[latency_bucket(300)] == 1 and sum(hist) == 2
+    assert roll["ttfb_count"] == 1 and sum(roll["ttfb_hist"]) == 1  # type: ignore[arg-type]
 
 
 def test_two_batches_in_the_same_minute_add_up(engine: Engine) -> None:
@@ -109,8 +126,8 @@ def test_two_batches_in_the_same_minute_add_up(engine: Engine) -> None:
     assert roll["cost_usd"] == pytest.approx(0.25 + 0.001 + 0.001)
     assert roll["latency_ms_sum"] == pytest.approx(70_008)
     assert roll["ttfb_ms_sum"] == pytest.approx(30.0)
-    hist = roll["latency_hist"]
-    assert hist[0] == 2 and hist[-1] == 1 and sum(hist) == 3
+    hist = roll["hist"]
+    assert hist[0] == 2 and hist[-1] == 1 and sum(hist) == 3  # type: ignore[index,arg-type]
     assert count(engine, RequestLog) == 3
 
 
@@ -125,10 +142,9 @@ def test_rollups_split_by_minute_and_dimension(engine: Engine) -> None:
         ],
     )
 
-    rolls = rollups(engine)
-    assert len(rolls) == 4
-    assert sum(r["requests"] for r in rolls) == 4  # type: ignore[misc]
-    assert {(r["alias"], r["key_id"]) for r in rolls} == {("m", 1), ("other", 1), ("m", 0)}
+    assert [(r["bucket"].minute, r["requests"]) for r in rollups(engine)] == [(15, 3), (16, 1)]  # type: ignore[attr-defined]
+    assert [(r["value"], r["requests"]) for r in rollups(engine, "h", "alias")] == [("m", 3), ("other", 1)]
+    assert [(r["value"], r["requests"]) for r in rollups(engine, "h", "key")] == [("", 1), ("1", 3)]
 
 
 def test_a_failed_batch_writes_nothing(engine: Engine) -> None:
@@ -159,16 +175,16 @@ def test_existing_ids(engine: Engine) -> None:
     assert existing_ids(engine, []) == set()
 
 
-def test_summary_reads_the_rollups(engine: Engine) -> None:
+def test_totals_read_the_rollups(engine: Engine) -> None:
     write_batch(engine, [record(latency_ms=80), record(latency_ms=80), record(latency_ms=120, status="error")])
 
-    s = summary(engine, MINUTE - timedelta(hours=1))
+    s = totals(engine, MINUTE - timedelta(hours=1), MINUTE + timedelta(hours=1))
 
     assert (s.requests, s.errors, s.prompt_tokens, s.completion_tokens) == (3, 1, 30, 15)
     assert s.avg_latency_ms == pytest.approx(280 / 3)
     assert s.error_rate == pytest.approx(1 / 3)
-    assert 100 < s.p95_latency_ms <= 250  # the 95th percentile falls in the 100-250 ms bucket
-    assert summary(engine, MINUTE + timedelta(minutes=1)).requests == 0
+    assert 100 < s.latency_p(0.95) <= 150  # the 95th percentile falls in the 100-150 ms bucket
+    assert totals(engine, MINUTE + timedelta(minutes=1), MINUTE + timedelta(hours=1)).requests == 0
 
 
 @pytest.mark.parametrize(
@@ -179,12 +195,12 @@ def test_summary_reads_the_rollups(engine: Engine) -> None:
         (5.0, 0),  # upper bounds are inclusive
         (5.0001, 1),
         (10.0, 1),
-        (99.9, 4),
-        (100.0, 4),
-        (100.1, 5),
-        (60_000.0, len(LATENCY_BUCKETS_MS) - 1),
-        (60_000.1, len(LATENCY_BUCKETS_MS)),  # the overflow slot
-        (1e12, len(LATENCY_BUCKETS_MS)),
+        (99.9, 6),
+        (100.0, 6),
+        (100.1, 7),
+        (60_000.0, len(LATENCY_BOUNDS_MS) - 1),
+        (60_000.1, len(LATENCY_BOUNDS_MS)),  # the overflow slot
+        (1e12, len(LATENCY_BOUNDS_MS)),
     ],
 )
 def test_latency_bucket_boundaries(latency: float, bucket: int) -> None:
@@ -192,19 +208,19 @@ def test_latency_bucket_boundaries(latency: float, bucket: int) -> None:
 
 
 def test_every_bucket_upper_bound_lands_in_its_own_bucket() -> None:
-    for i, upper in enumerate(LATENCY_BUCKETS_MS):
+    for i, upper in enumerate(LATENCY_BOUNDS_MS):
         assert latency_bucket(upper) == i
         assert latency_bucket(upper + 0.001) == i + 1
 
 
 def test_aggregate_counts_non_ok_statuses_as_errors() -> None:
     aggs = aggregate([record(status="ok"), record(status="error"), record(status="incomplete")])
-    (agg,) = aggs.values()
+    agg = aggs[("m", "all", MINUTE, "")]
     assert (agg.requests, agg.errors) == (3, 2)
 
 
 def hist_with(**counts: int) -> list[int]:
-    hist = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+    hist = [0] * (len(LATENCY_BOUNDS_MS) + 1)
     for index, n in counts.items():
         hist[int(index.removeprefix("b"))] = n
     return hist
@@ -215,24 +231,24 @@ def test_percentile_of_an_empty_histogram_is_zero() -> None:
 
 
 def test_percentile_interpolates_inside_a_bucket() -> None:
-    hist = hist_with(b4=10)  # ten requests between 50 and 100 ms
-    assert percentile_from_hist(hist, 0.5) == pytest.approx(75.0)
-    assert percentile_from_hist(hist, 0.95) == pytest.approx(97.5)
+    hist = hist_with(b6=10)  # ten requests between 75 and 100 ms
+    assert percentile_from_hist(hist, 0.5) == pytest.approx(87.5)
+    assert percentile_from_hist(hist, 0.95) == pytest.approx(98.75)
     assert percentile_from_hist(hist, 1.0) == pytest.approx(100.0)
 
 
 def test_percentile_picks_the_right_bucket() -> None:
-    hist = hist_with(b0=90, b5=10)  # 90 fast (<= 5 ms), 10 between 100 and 250 ms
+    hist = hist_with(b0=90, b8=10)  # 90 fast (<= 5 ms), 10 between 150 and 200 ms
     assert percentile_from_hist(hist, 0.5) == pytest.approx(5 * 50 / 90)
     assert percentile_from_hist(hist, 0.9) == pytest.approx(5.0)
-    assert percentile_from_hist(hist, 0.95) == pytest.approx(100 + 150 * 0.5)
-    assert percentile_from_hist(hist, 0.99) == pytest.approx(100 + 150 * 0.9)
+    assert percentile_from_hist(hist, 0.95) == pytest.approx(150 + 50 * 0.5)
+    assert percentile_from_hist(hist, 0.99) == pytest.approx(150 + 50 * 0.9)
 
 
 def test_percentile_in_the_overflow_bucket_stays_finite() -> None:
-    hist = hist_with(**{f"b{len(LATENCY_BUCKETS_MS)}": 4})
+    hist = hist_with(**{f"b{len(LATENCY_BOUNDS_MS)}": 4})
     p = percentile_from_hist(hist, 0.5)
-    assert LATENCY_BUCKETS_MS[-1] <= p <= 2 * LATENCY_BUCKETS_MS[-1]
+    assert LATENCY_BOUNDS_MS[-1] <= p <= 2 * LATENCY_BOUNDS_MS[-1]
 
 
 @pytest.fixture
@@ -251,7 +267,7 @@ def test_rollups_add_up_on_postgres(pg_engine: Engine) -> None:
     (roll,) = rollups(pg_engine)
     assert (roll["requests"], roll["errors"], roll["prompt_tokens"]) == (3, 1, 30)
     assert roll["cost_usd"] == pytest.approx(0.502)
-    assert roll["latency_hist"][0] == 2  # type: ignore[index]
+    assert roll["hist"][0] == 2  # type: ignore[index]
     assert count(pg_engine, RequestLog) == 3
     assert count(pg_engine, Span) == 6
 

@@ -46,9 +46,16 @@ def migrate_head() -> str:
 
 
 def test_expected_tables_exist_in_the_metadata() -> None:
-    assert {"requests", "spans", "usage_minutes", "virtual_keys", "providers", "audit_events"} <= set(
-        SQLModel.metadata.tables
-    )
+    assert {
+        "requests",
+        "spans",
+        "usage_rollups",
+        "budgets",
+        "maintenance_runs",
+        "virtual_keys",
+        "providers",
+        "audit_events",
+    } <= set(SQLModel.metadata.tables)
 
 
 def test_upgrade_fresh_sqlite_creates_every_table(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from llm_console.db.engine import make_engine
-from llm_console.db.models import RequestLog, Span, UsageMinute
+from llm_console.db.models import RequestLog, Span
+from llm_console.db.rollups import usage_rollups
 from tests.conftest import run_cli
 from tests.integration.conftest import UPSTREAM_MODEL, Stack
 
@@ -67,7 +68,8 @@ def test_streaming_usage_is_captured_though_the_client_did_not_ask(gateway: Stac
     engine = make_engine(gateway.database_url)
     with engine.connect() as conn:
         spans = [s.name for s in conn.execute(select(Span).where(Span.request_id == row.id))]
-        minutes = conn.execute(select(UsageMinute).where(UsageMinute.alias == "chat")).all()
+        t = usage_rollups
+        minutes = conn.execute(select(t).where(t.c.grain == "m", t.c.dim == "alias", t.c.value == "chat")).all()
     engine.dispose()
     assert spans == ["auth", "route", "upstream", "stream"]
     assert sum(m.requests for m in minutes) >= 1

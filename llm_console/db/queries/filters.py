@@ -1,0 +1,83 @@
+"""The typed filters every dashboard query takes; parsing them from URLs lives in services/filters.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+STATUSES = ("ok", "error", "incomplete")
+
+
+def utc(value: datetime) -> datetime:
+    """Aware UTC (SQLite hands back naive UTC; SQLAlchemy binds wall time, so everything is UTC here)."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilters:
+    """What the logs table, the exports and the analytics API filter the request log by.
+
+    `start` is inclusive, `end` exclusive. None means "any".
+    """
+
+    start: datetime
+    end: datetime
+    alias: str | None = None
+    endpoint: str | None = None
+    deployment_id: int | None = None
+    status: str | None = None
+    key_id: int | None = None
+    user_id: int | None = None
+    team_id: int | None = None
+    stream: bool | None = None
+    min_latency_ms: float | None = None
+    min_cost_usd: float | None = None
+    search: str | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", utc(self.start))
+        object.__setattr__(self, "end", utc(self.end))
+
+    def with_range(self, start: datetime, end: datetime) -> RequestFilters:
+        return replace(self, start=start, end=end)
+
+    def dimension(self) -> tuple[str, str] | None:
+        """The one rollup dimension these filters narrow to, for aggregate figures.
+
+        Rollups are kept per single dimension, so aggregates can honour one of alias, endpoint,
+        deployment, key, user, team or stream; `dimension_count()` tells callers when more were asked.
+        """
+        dims = self.dimensions()
+        return dims[0] if dims else None
+
+    def dimensions(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if self.alias is not None:
+            out.append(("alias", self.alias))
+        if self.endpoint is not None:
+            out.append(("endpoint", self.endpoint))
+        if self.deployment_id is not None:
+            out.append(("deployment", str(self.deployment_id)))
+        if self.key_id is not None:
+            out.append(("key", str(self.key_id)))
+        if self.user_id is not None:
+            out.append(("user", str(self.user_id)))
+        if self.team_id is not None:
+            out.append(("team", str(self.team_id)))
+        if self.stream is not None:
+            out.append(("stream", "1" if self.stream else "0"))
+        return out
+
+    def row_only(self) -> list[str]:
+        """Filters that only the raw request log can apply (rollups have no such column)."""
+        names = []
+        if self.status is not None:
+            names.append("status")
+        if self.min_latency_ms is not None:
+            names.append("min_latency_ms")
+        if self.min_cost_usd is not None:
+            names.append("min_cost_usd")
+        if self.search:
+            names.append("search")
+        return names

@@ -1,0 +1,244 @@
+"""The request log: filtered keyset pages, one request with its spans, streamed exports, slow requests.
+
+Pages are keyset-paginated on (created_at, id) newest first, so page N costs what page 1 costs; every
+filter is a bound parameter, and the search is a LIKE with its wildcards escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, tuple_
+from sqlalchemy.engine import Engine
+
+from llm_console.db.models import RequestLog, Span
+from llm_console.db.queries.filters import RequestFilters, utc
+
+R = RequestLog.__table__  # type: ignore[attr-defined]
+S = Span.__table__  # type: ignore[attr-defined]
+
+LIST_COLUMNS = (
+    "id",
+    "created_at",
+    "endpoint",
+    "alias",
+    "model",
+    "deployment_id",
+    "key_id",
+    "user_id",
+    "team_id",
+    "status",
+    "status_code",
+    "error_type",
+    "stream",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "latency_ms",
+    "ttfb_ms",
+    "attempts",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    id: str
+    created_at: datetime
+    endpoint: str
+    alias: str
+    model: str
+    deployment_id: int | None
+    key_id: int | None
+    user_id: int | None
+    team_id: int | None
+    status: str
+    status_code: int
+    error_type: str | None
+    stream: bool
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+    latency_ms: float
+    ttfb_ms: float | None
+    attempts: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRow:
+    name: str
+    start_ms: float
+    duration_ms: float
+    status: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDetail:
+    row: RequestRow
+    request_body: str | None
+    response_body: str | None
+    error_message: str | None
+    client_ip: str
+    embedding_dims: int | None
+    spans: list[SpanRow]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[RequestRow]
+    next_cursor: str | None
+
+
+def encode_cursor(row: RequestRow) -> str:
+    raw = f"{utc(row.created_at).isoformat()}|{row.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
+    """The (created_at, id) a cursor points after, or None when it is not one of ours."""
+    if not cursor or len(cursor) > 200:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, request_id = raw.split("|", 1)
+        return utc(datetime.fromisoformat(stamp)), request_id[:36]
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` with LIKE's own wildcards and the escape character taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [R.c.created_at >= f.start, R.c.created_at < f.end]
+    if f.alias is not None:
+        where.append(R.c.alias == f.alias)
+    if f.endpoint is not None:
+        where.append(R.c.endpoint == f.endpoint)
+    if f.deployment_id is not None:
+        where.append(R.c.deployment_id == f.deployment_id)
+    if f.status is not None:
+        where.append(R.c.status == f.status)
+    if f.key_id is not None:
+        where.append(R.c.key_id == f.key_id)
+    if f.user_id is not None:
+        where.append(R.c.user_id == f.user_id)
+    if f.team_id is not None:
+        where.append(R.c.team_id == f.team_id)
+    if f.stream is not None:
+        where.append(R.c.stream == f.stream)
+    if f.min_latency_ms is not None:
+        where.append(R.c.latency_ms >= f.min_latency_ms)
+    if f.min_cost_usd is not None:
+        where.append(R.c.cost_usd >= f.min_cost_usd)
+    if f.search:
+        pattern = like_pattern(f.search)
+        where.append(or_(R.c.request_body.ilike(pattern, escape="\\"), R.c.response_body.ilike(pattern, escape="\\")))
+    return where
+
+
+def _row(r: Any) -> RequestRow:
+    values = dict(r._mapping)
+    values["created_at"] = utc(values["created_at"])
+    values["stream"] = bool(values["stream"])
+    return RequestRow(**{name: values[name] for name in LIST_COLUMNS})
+
+
+def list_requests(engine: Engine, f: RequestFilters, *, cursor: str | None = None, limit: int = 50) -> Page:
+    """One page of requests, newest first, and the cursor of the next page (None on the last)."""
+    where = conditions(f)
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None:
+        where.append(tuple_(R.c.created_at, R.c.id) < tuple_(*after))
+    stmt = (
+        select(*[R.c[name] for name in LIST_COLUMNS])
+        .where(and_(*where))
+        .order_by(R.c.created_at.desc(), R.c.id.desc())
+        .limit(limit + 1)
+    )
+    with engine.connect() as conn:
+        rows = [_row(r) for r in conn.execute(stmt)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+def iter_requests(
+    engine: Engine, f: RequestFilters, *, batch: int = 2000, limit: int | None = None
+) -> Iterator[RequestRow]:
+    """Every matching request, newest first, fetched page by page (flat memory for exports of any size)."""
+    cursor: str | None = None
+    sent = 0
+    while True:
+        size = batch if limit is None else min(batch, limit - sent)
+        if size <= 0:
+            return
+        page = list_requests(engine, f, cursor=cursor, limit=size)
+        yield from page.rows
+        sent += len(page.rows)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def get_request(engine: Engine, request_id: str) -> RequestDetail | None:
+    """One request with its bodies and spans (spans in start order)."""
+    if not request_id or len(request_id) > 36:
+        return None
+    cols = [R.c[name] for name in LIST_COLUMNS]
+    extra = [R.c.request_body, R.c.response_body, R.c.error_message, R.c.client_ip, R.c.embedding_dims]
+    with engine.connect() as conn:
+        r = conn.execute(select(*cols, *extra).where(R.c.id == request_id)).first()
+        if r is None:
+            return None
+        spans = conn.execute(
+            select(S.c.name, S.c.start_ms, S.c.duration_ms, S.c.status, S.c.attributes)
+            .where(S.c.request_id == request_id)
+            .order_by(S.c.start_ms, S.c.id)
+        ).all()
+    return RequestDetail(
+        row=_row(r),
+        request_body=r.request_body,
+        response_body=r.response_body,
+        error_message=r.error_message,
+        client_ip=r.client_ip,
+        embedding_dims=r.embedding_dims,
+        spans=[
+            SpanRow(s.name, float(s.start_ms), float(s.duration_ms), s.status, dict(s.attributes or {})) for s in spans
+        ],
+    )
+
+
+def slow_requests(engine: Engine, f: RequestFilters, *, limit: int = 20) -> list[RequestRow]:
+    """The slowest requests in the range, slowest first (walks the latency index from the top)."""
+    stmt = (
+        select(*[R.c[name] for name in LIST_COLUMNS])
+        .where(and_(*conditions(f)))
+        .order_by(R.c.latency_ms.desc(), R.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [_row(r) for r in conn.execute(stmt)]
+
+
+def latest(engine: Engine, *, limit: int = 15, endpoint: str | None = None) -> list[RequestRow]:
+    """The newest requests (of one endpoint when given), from the time index."""
+    stmt = select(*[R.c[name] for name in LIST_COLUMNS])
+    if endpoint is not None:
+        stmt = stmt.where(R.c.endpoint == endpoint)
+    stmt = stmt.order_by(R.c.created_at.desc(), R.c.id.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [_row(r) for r in conn.execute(stmt)]
