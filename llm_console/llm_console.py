@@ -12,6 +12,7 @@ from llm_console.auth.guard import AuthMiddleware
 from llm_console.auth.routes import AUTH_ROUTES
 from llm_console.gateway import create_gateway
 from llm_console.services.context import get_context
+from llm_console.services.retention import retention_loop
 
 
 @contextlib.asynccontextmanager
@@ -21,8 +22,15 @@ async def gateway_lifespan() -> AsyncIterator[None]:
         yield
 
 
+async def retention_task() -> None:
+    """The scheduled retention cleanup (a task: cancelled at shutdown)."""
+    ctx = get_context()
+    await retention_loop(ctx.engine, ctx.settings)
+
+
 app = rx.App(
     api_transformer=create_gateway(runtime=get_context().runtime, standalone=False, extra_routes=AUTH_ROUTES),
 )
 app.register_lifespan_task(gateway_lifespan)
+app.register_lifespan_task(retention_task)
 app.add_middleware(AuthMiddleware())

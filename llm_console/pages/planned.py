@@ -7,27 +7,6 @@ from llm_console.components.layout import coming_soon, console_page
 
 PLANNED: list[tuple[str, str, str, list[str]]] = [
     (
-        routes.USAGE,
-        "Usage & performance",
-        "Traffic and latency over time, from the per-minute rollups.",
-        [
-            "Requests by model per minute, hour and day",
-            "P50 / P90 / P99 latency and time to first byte",
-            "Latency histogram, slow requests, streaming split, queue depth",
-        ],
-    ),
-    (
-        routes.LOGS,
-        "Logs & traces",
-        "Every gateway call, searchable, with its trace.",
-        [
-            "Filters in the URL (time, model, status, key, user, team, deployment)",
-            "Request detail and conversation view",
-            "Trace waterfall of auth, routing, upstream attempts and streaming",
-            "CSV and JSON export",
-        ],
-    ),
-    (
         routes.COSTS,
         "Costs & budgets",
         "Spend you can trust, from the same pricing table the gateway bills with.",

@@ -9,9 +9,9 @@ import reflex as rx
 from llm_console import routes
 from llm_console.auth.cookies import session_token
 from llm_console.auth.guard import current_user
+from llm_console.presenters.overview import overview_view
 from llm_console.services.context import get_context
 from llm_console.services.usage import OverviewData
-from llm_console.state.format import overview_view
 
 LIVE_INTERVAL_S = 2.0
 

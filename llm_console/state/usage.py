@@ -1,0 +1,48 @@
+"""Usage & performance: one service call per refresh; filters (range, resolution, model) live in the URL."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import reflex as rx
+
+from llm_console import routes
+from llm_console.presenters.usage import UsageView, usage_view
+from llm_console.services.context import get_context
+from llm_console.services.filters import ParsedFilters
+from llm_console.services.performance import load_usage
+from llm_console.state.dashboard import DashboardMixin
+
+SLOTS = 7  # six top models and "other"
+
+
+class UsageState(DashboardMixin, rx.State):
+    _route: ClassVar[str] = routes.USAGE
+    model: str = ""
+    models: list[dict[str, str]] = []
+    cards: list[dict[str, str]] = []
+    requests_chart: list[dict[str, int | str]] = []
+    model_names: list[str] = [""] * SLOTS
+    model_chart: list[dict[str, int | str]] = []
+    tokens_chart: list[dict[str, int | str]] = []
+    latency_chart: list[dict[str, float | str]] = []
+    histogram: list[dict[str, int | str]] = []
+    by_model: list[dict[str, str]] = []
+    stream_split: list[dict[str, str]] = []
+    slow: list[dict[str, str]] = []
+
+    def _load(self, parsed: ParsedFilters) -> tuple[UsageView, list[dict[str, str]], str]:
+        data = load_usage(get_context().engine, parsed)
+        models = [{"value": a, "label": a} for a in data.directory.aliases]
+        return usage_view(data, SLOTS), models, parsed.params.get("model", "")
+
+    def _apply(self, result: Any) -> None:
+        view, self.models, self.model = result
+        self.cards, self.requests_chart, self.model_names = view.cards, view.requests_chart, view.model_names
+        self.model_chart, self.tokens_chart, self.latency_chart = (
+            view.model_chart,
+            view.tokens_chart,
+            view.latency_chart,
+        )
+        self.histogram, self.by_model, self.stream_split = view.histogram, view.by_model, view.stream_split
+        self.slow, self.as_of = view.slow, view.as_of
