@@ -116,6 +116,8 @@ def text_filter(
         ),
         on_submit=lambda data: state.set_param(param, data.to(dict)[param].to(str)),
         reset_on_submit=False,
+        display="inline-flex",
+        width="auto",
     )
 
 

@@ -78,6 +78,7 @@ def table() -> rx.Component:
             size="1",
             width="100%",
             id="logs-table",
+            white_space="nowrap",
         ),
         overflow_x="auto",
         width="100%",

@@ -6,6 +6,7 @@ import reflex as rx
 
 from llm_console import routes
 from llm_console.components.layout import console_page
+from llm_console.components.tables import data_table, empty_or
 from llm_console.components.widgets import requests_chart, stat_card, status_badge
 from llm_console.state.overview import OverviewState
 
@@ -19,7 +20,7 @@ def latest_table() -> rx.Component:
             rx.foreach(
                 OverviewState.latest,
                 lambda r: rx.table.row(
-                    rx.table.cell(r["time"]),
+                    rx.table.cell(rx.link(r["time"], href=f"{routes.LOGS}?id=" + r["id"].to(str))),
                     rx.table.cell(r["model"]),
                     rx.table.cell(status_badge(r["status"])),
                     rx.table.cell(r["code"]),
@@ -36,10 +37,29 @@ def latest_table() -> rx.Component:
     )
 
 
+def ranked(title: str, rows: rx.Var, table_id: str) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading(title, size="3", as_="h2"),
+            empty_or(
+                rows,
+                data_table(rows, [("label", "Name"), ("requests", "Requests"), ("tokens", "Tokens"), ("cost", "Cost")]),
+                "Nothing yet.",
+            ),
+            width="100%",
+        ),
+        width="100%",
+        id=table_id,
+    )
+
+
 @console_page(routes.OVERVIEW, "Overview", on_load=[OverviewState.load])
 def overview() -> rx.Component:
     return rx.vstack(
+        rx.heading("Last 24 hours", size="3", as_="h2"),
         rx.flex(rx.foreach(OverviewState.cards, stat_card), gap="12px", wrap="wrap", width="100%", id="overview-cards"),
+        rx.heading("Last 7 days", size="3", as_="h2"),
+        rx.flex(rx.foreach(OverviewState.week_cards, stat_card), gap="12px", wrap="wrap", width="100%", id="week-cards"),
         rx.card(
             rx.vstack(
                 rx.hstack(
@@ -53,9 +73,17 @@ def overview() -> rx.Component:
             ),
             width="100%",
         ),
+        rx.grid(
+            ranked("Providers (24 h)", OverviewState.providers, "providers"),
+            ranked("Top users by spend today", OverviewState.top_users, "top-users"),
+            ranked("Top keys by spend today", OverviewState.top_keys, "top-keys"),
+            columns=rx.breakpoints(initial="1", lg="3"),
+            spacing="3",
+            width="100%",
+        ),
         rx.card(
             rx.vstack(
-                rx.heading("Latest requests", size="3", as_="h2"),
+                rx.heading("Recent activity", size="3", as_="h2"),
                 rx.cond(
                     OverviewState.latest.length() > 0,
                     rx.box(latest_table(), overflow_x="auto", width="100%"),

@@ -125,8 +125,9 @@ def _time_range(p: Mapping[str, str], now: datetime, errors: list[str]) -> tuple
 
 def _grain(raw: str, start: datetime, end: datetime, errors: list[str]) -> str:
     auto = choose_grain(start, end)
-    if not raw:
-        return "h" if auto == "m" and end - start > timedelta(hours=24) else auto
+    if not raw:  # about 60-400 points: minutes up to six hours, hours up to two weeks, then days
+        span = end - start
+        return "m" if span <= timedelta(hours=6) else "h" if span <= timedelta(days=14) else "d"
     grain = RESOLUTIONS.get(raw)
     if grain is None:
         errors.append(f"Unknown resolution {raw[:20]!r}: use minute, hour or day.")
