@@ -59,7 +59,9 @@ def overview() -> rx.Component:
         rx.heading("Last 24 hours", size="3", as_="h2"),
         rx.flex(rx.foreach(OverviewState.cards, stat_card), gap="12px", wrap="wrap", width="100%", id="overview-cards"),
         rx.heading("Last 7 days", size="3", as_="h2"),
-        rx.flex(rx.foreach(OverviewState.week_cards, stat_card), gap="12px", wrap="wrap", width="100%", id="week-cards"),
+        rx.flex(
+            rx.foreach(OverviewState.week_cards, stat_card), gap="12px", wrap="wrap", width="100%", id="week-cards"
+        ),
         rx.card(
             rx.vstack(
                 rx.hstack(
