@@ -18,12 +18,11 @@ from reflex_base.event import Event
 from reflex_base.utils.format import format_event_handler
 
 from llm_console.auth.cookies import session_token
+from llm_console.auth.roles import has_role_name
 from llm_console.services.context import get_context
 from llm_console.services.sessions import SessionUser
 
 log = logging.getLogger("llm_console.auth")
-
-ROLE_RANK = {"viewer": 0, "member": 1, "operator": 2, "admin": 3}
 
 
 async def current_user(state: BaseState) -> SessionUser | None:
@@ -32,7 +31,7 @@ async def current_user(state: BaseState) -> SessionUser | None:
 
 
 def has_role(user: SessionUser | None, minimum: str) -> bool:
-    return user is not None and ROLE_RANK.get(user.role, -1) >= ROLE_RANK[minimum]
+    return user is not None and has_role_name(user.role, minimum)
 
 
 @lru_cache(maxsize=1)

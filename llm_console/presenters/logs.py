@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llm_console.db.queries.names import Directory
 from llm_console.presenters.common import count, money, ms, request_rows
@@ -43,7 +43,10 @@ def _name(directory: Directory, dim: str, value: int | None) -> str:
     return directory.name(dim, "" if value is None else str(value))
 
 
-def logs_view(data: LogsData, settings: Settings) -> LogsView:
+BODIES_HIDDEN = "Request and response bodies are shown to members, operators and admins."
+
+
+def logs_view(data: LogsData, settings: Settings, *, show_bodies: bool = True) -> LogsView:
     view = LogsView(
         rows=request_rows(data.page.rows, data.directory),
         next_cursor=data.page.next_cursor or "",
@@ -79,6 +82,8 @@ def logs_view(data: LogsData, settings: Settings) -> LogsView:
             "client_ip": d.client_ip or "—",
             "dims": str(d.embedding_dims) if d.embedding_dims else "",
         }
+        if not show_bodies:
+            d = replace(d, request_body=None, response_body=None)
         view.messages = [{"role": m.role, "content": m.content} for m in conversation(d)]
         view.spans = [
             {
@@ -90,8 +95,8 @@ def logs_view(data: LogsData, settings: Settings) -> LogsView:
             }
             for b in waterfall(d)
         ]
-        view.request_body = pretty(d.request_body) or "(not stored)"
-        view.response_body = pretty(d.response_body) or "(not stored)"
+        view.request_body = pretty(d.request_body) or ("(not stored)" if show_bodies else BODIES_HIDDEN)
+        view.response_body = pretty(d.response_body) or ("(not stored)" if show_bodies else BODIES_HIDDEN)
     last = data.retention[0] if data.retention else None
     view.retention = {
         "policy": (

@@ -31,6 +31,7 @@ class DashboardMixin(rx.State, mixin=True):
     as_of: str = ""
     loading: bool = False
     _live_generation: int = 0
+    _role: str = ""
 
     _route: ClassVar[str] = ""
     _minimum_role: ClassVar[str] = "viewer"
@@ -49,8 +50,14 @@ class DashboardMixin(rx.State, mixin=True):
     def _apply(self, result: Any) -> None:  # pragma: no cover - each page implements it
         raise NotImplementedError
 
+    def _load_for(self, parsed: ParsedFilters, role: str) -> Any:
+        """`_load` for a user of `role`; pages that show more to higher roles override this."""
+        return self._load(parsed)
+
     async def _allowed(self) -> bool:
-        return has_role(await current_user(self), self._minimum_role)
+        user = await current_user(self)
+        self._role = user.role if user is not None else ""
+        return has_role(user, self._minimum_role)
 
     async def _refresh(self) -> None:
         parsed = self._parse()
@@ -60,7 +67,7 @@ class DashboardMixin(rx.State, mixin=True):
         self.resolution = parsed.params.get("res", "")
         self.range_from = parsed.filters.start.strftime("%Y-%m-%dT%H:%M")
         self.range_to = parsed.filters.end.strftime("%Y-%m-%dT%H:%M")
-        self._apply(await asyncio.to_thread(self._load, parsed))
+        self._apply(await asyncio.to_thread(self._load_for, parsed, self._role))
 
     @rx.event
     async def load(self) -> Any:
@@ -126,7 +133,7 @@ class DashboardMixin(rx.State, mixin=True):
             user = await get_context().sessions.resolve(session_token(cookie))
             if not has_role(user, self._minimum_role):
                 return
-            result = await asyncio.to_thread(self._load, parsed)
+            result = await asyncio.to_thread(self._load_for, parsed, user.role if user is not None else "")
             async with self:
                 if generation != self._live_generation:
                     return

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import reflex as rx
 
 from llm_console import routes
+from llm_console.auth.roles import has_role_name
 from llm_console.presenters.logs import LogsView, logs_view
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters
@@ -34,9 +35,12 @@ class LogsState(DashboardMixin, rx.State):
     export_query: str = ""
 
     def _load(self, parsed: ParsedFilters) -> tuple[LogsView, ParsedFilters]:
+        return self._load_for(parsed, "viewer")
+
+    def _load_for(self, parsed: ParsedFilters, role: str) -> tuple[LogsView, ParsedFilters]:
         ctx = get_context()
         data = load_logs(ctx.engine, parsed, cursor=parsed.params.get("cursor"), request_id=parsed.params.get("id"))
-        return logs_view(data, ctx.settings), parsed
+        return logs_view(data, ctx.settings, show_bodies=has_role_name(role, "member")), parsed
 
     def _apply(self, result: Any) -> None:
         view, parsed = result
