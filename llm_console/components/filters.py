@@ -132,3 +132,13 @@ def filter_errors(state: Any) -> rx.Component:
             role="status",
         ),
     )
+
+
+def export_buttons(state: Any) -> rx.Component:
+    """Download what the page shows: its main table as CSV, every table as JSON."""
+    return rx.hstack(
+        rx.button(rx.icon("download", size=14), "CSV", variant="outline", size="1", on_click=state.export("csv")),
+        rx.button(rx.icon("download", size=14), "JSON", variant="outline", size="1", on_click=state.export("json")),
+        spacing="2",
+        aria_label="Export",
+    )

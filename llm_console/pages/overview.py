@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from llm_console import routes
+from llm_console.components.filters import export_buttons
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
 from llm_console.components.widgets import requests_chart, stat_card, status_badge
@@ -56,7 +57,12 @@ def ranked(title: str, rows: rx.Var, table_id: str) -> rx.Component:
 @console_page(routes.OVERVIEW, "Overview", on_load=[OverviewState.load])
 def overview() -> rx.Component:
     return rx.vstack(
-        rx.heading("Last 24 hours", size="3", as_="h2"),
+        rx.hstack(
+            rx.heading("Last 24 hours", size="3", as_="h2"),
+            rx.spacer(),
+            export_buttons(OverviewState),
+            width="100%",
+        ),
         rx.flex(rx.foreach(OverviewState.cards, stat_card), gap="12px", wrap="wrap", width="100%", id="overview-cards"),
         rx.heading("Last 7 days", size="3", as_="h2"),
         rx.flex(

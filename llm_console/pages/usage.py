@@ -6,7 +6,7 @@ import reflex as rx
 
 from llm_console import routes
 from llm_console.components.charts import areas, chart_card, lines, named_stacked_bars, stacked_bars
-from llm_console.components.filters import filter_errors, option_select, range_picker
+from llm_console.components.filters import export_buttons, filter_errors, option_select, range_picker
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
 from llm_console.components.widgets import stat_card
@@ -42,6 +42,7 @@ def toolbar() -> rx.Component:
         option_select(UsageState, "model", "Model", UsageState.models, UsageState.model, any_label="All models"),
         rx.spacer(),
         rx.text("updated ", UsageState.as_of, size="1", color=rx.color("gray", 11)),
+        export_buttons(UsageState),
         align="end",
         width="100%",
         wrap="wrap",

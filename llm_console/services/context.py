@@ -9,7 +9,6 @@ from sqlalchemy.engine import Engine
 
 from llm_console.gateway.runtime import GatewayRuntime
 from llm_console.services.sessions import SessionCache
-from llm_console.services.usage import OverviewService
 from llm_console.settings import Settings, get_settings
 
 
@@ -18,7 +17,6 @@ class ConsoleContext:
     settings: Settings
     runtime: GatewayRuntime
     sessions: SessionCache
-    overview: OverviewService
 
     @property
     def engine(self) -> Engine:
@@ -29,4 +27,4 @@ class ConsoleContext:
 def get_context() -> ConsoleContext:
     settings = get_settings()
     runtime = GatewayRuntime(settings)
-    return ConsoleContext(settings, runtime, SessionCache(runtime.engine), OverviewService(runtime.engine))
+    return ConsoleContext(settings, runtime, SessionCache(runtime.engine))

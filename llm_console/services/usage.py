@@ -1,13 +1,9 @@
-"""Overview figures for the console, cached briefly so many open tabs cost one set of queries."""
+"""Overview figures for the console, from rollups and the newest log rows."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Engine
 
@@ -16,9 +12,6 @@ from llm_console.db.queries.logs import RequestRow
 from llm_console.db.queries.names import Directory, load_directory
 from llm_console.db.queries.usage import Totals
 from llm_console.db.rollups import truncate
-
-CACHE_TTL_S = 1.0
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,26 +103,3 @@ def load_overview(engine: Engine, now: datetime | None = None) -> OverviewData:
         directory=directory,
         as_of=now,
     )
-
-
-class Cached(Generic[T]):
-    """A value computed in a thread at most once per `ttl_s`, however many tabs ask."""
-
-    def __init__(self, compute: Callable[[], T], ttl_s: float = CACHE_TTL_S) -> None:
-        self._compute = compute
-        self._ttl = ttl_s
-        self._cached: tuple[float, T] | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> T:
-        async with self._lock:
-            if self._cached and self._cached[0] > time.monotonic():
-                return self._cached[1]
-            value = await asyncio.to_thread(self._compute)
-            self._cached = (time.monotonic() + self._ttl, value)
-            return value
-
-
-class OverviewService(Cached[OverviewData]):
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(lambda: load_overview(engine))

@@ -15,6 +15,7 @@ import reflex as rx
 from llm_console import routes
 from llm_console.auth.cookies import session_token
 from llm_console.auth.guard import current_user, has_role
+from llm_console.presenters.export import rows_csv, tables_json
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters, parse_filters
 
@@ -36,6 +37,7 @@ class DashboardMixin(rx.State, mixin=True):
     _route: ClassVar[str] = ""
     _minimum_role: ClassVar[str] = "viewer"
     _live: ClassVar[bool] = True
+    _export_tables: ClassVar[tuple[str, ...]] = ()  # list-of-dict vars offered as CSV/JSON, the main one first
 
     def _params(self) -> dict[str, str]:
         raw = self.router.url.query_parameters
@@ -106,6 +108,18 @@ class DashboardMixin(rx.State, mixin=True):
             return None
         value = "" if value == ANY else str(value)[:300]
         return self._goto({name: value or None})
+
+    @rx.event
+    async def export(self, fmt: str) -> Any:
+        """What is on screen as a file: CSV of the page's main table, or JSON of all its tables."""
+        if not await self._allowed() or not self._export_tables:
+            return None
+        tables = {name: list(getattr(self, name)) for name in self._export_tables}
+        stem = self._route.strip("/") or "overview"
+        if fmt == "json":
+            return rx.download(data=tables_json(tables), filename=f"{stem}.json", mime_type="application/json")
+        first = self._export_tables[0]
+        return rx.download(data=rows_csv(tables[first]), filename=f"{stem}-{first}.csv", mime_type="text/csv")
 
     @rx.event
     async def clear_filters(self) -> Any:

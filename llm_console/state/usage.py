@@ -18,6 +18,16 @@ SLOTS = 7  # six top models and "other"
 
 class UsageState(DashboardMixin, rx.State):
     _route: ClassVar[str] = routes.USAGE
+    _export_tables: ClassVar[tuple[str, ...]] = (
+        "by_model",
+        "requests_chart",
+        "model_chart",
+        "tokens_chart",
+        "latency_chart",
+        "histogram",
+        "stream_split",
+        "slow",
+    )
     model: str = ""
     models: list[dict[str, str]] = []
     cards: list[dict[str, str]] = []

@@ -8,22 +8,36 @@ import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+from urllib.parse import parse_qsl
 
 import httpx
+import openai
+import pytest
 import socketio
 from reflex_base.utils.format import format_event_handler
 
 from llm_console.services.sessions import COOKIE_NAME
+from llm_console.state.logs import LogsState
 from llm_console.state.overview import OverviewState
+from llm_console.state.usage import UsageState
+from tests.conftest import run_cli
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Console
 
 LOAD = format_event_handler(OverviewState.event_handlers["load"])
 LIVE = format_event_handler(OverviewState.event_handlers["live"])
+LOGS_LOAD = format_event_handler(LogsState.event_handlers["load"])
+LOGS_OPEN = format_event_handler(LogsState.event_handlers["open_request"])
+USAGE_LOAD = format_event_handler(UsageState.event_handlers["load"])
+USAGE_SET = format_event_handler(UsageState.event_handlers["set_param"])
+SECRET_PROMPT = "socket-guard-private-prompt-7f3a"
+VIEWER_EMAIL, VIEWER_PASSWORD = "viewer@localhost", "viewer-password-123"
 T = TypeVar("T")
 NAMESPACE = "/_event"  # Reflex serves its events on this Socket.IO namespace
 
 
-async def call(console: Console, name: str, payload: dict[str, object], cookie: str | None) -> str:
+async def call(
+    console: Console, name: str, payload: dict[str, object], cookie: str | None, path: str = "/", query: str = ""
+) -> str:
     """Send one event over a fresh socket and return everything the server pushed back, as text."""
     received: list[object] = []
     sio = socketio.AsyncClient(reconnection=False)
@@ -41,7 +55,15 @@ async def call(console: Console, name: str, payload: dict[str, object], cookie: 
     try:
         await sio.emit(
             "event",
-            {"name": name, "payload": payload, "router_data": {"pathname": "/", "query": {}, "asPath": "/"}},
+            {
+                "name": name,
+                "payload": payload,
+                "router_data": {
+                    "pathname": path,
+                    "query": dict(parse_qsl(query)),
+                    "asPath": f"{path}?{query}" if query else path,
+                },
+            },
             namespace=NAMESPACE,
         )
         await asyncio.sleep(3)
@@ -50,9 +72,9 @@ async def call(console: Console, name: str, payload: dict[str, object], cookie: 
     return json.dumps(received)
 
 
-async def session_cookie(console: Console) -> str:
+async def session_cookie(console: Console, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> str:
     async with httpx.AsyncClient(base_url=console.url) as client:
-        resp = await client.post("/auth/login", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        resp = await client.post("/auth/login", data={"email": email, "password": password})
     assert resp.status_code == 303
     return resp.cookies[COOKIE_NAME]
 
@@ -73,3 +95,39 @@ def test_anonymous_socket_is_refused_protected_handlers(console: Console) -> Non
 def test_the_same_call_with_a_valid_session_is_served(console: Console) -> None:
     cookie = in_thread(session_cookie(console))
     assert "Requests (24 h)" in in_thread(call(console, LOAD, {}, cookie=cookie))
+
+
+@pytest.fixture(scope="module")
+def private_request(console: Console) -> str:
+    """A request whose prompt only a signed-in member or above may read."""
+    with openai.OpenAI(base_url=f"{console.url}/v1", api_key=console.key, max_retries=0) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="e2e-model", messages=[{"role": "user", "content": SECRET_PROMPT}], max_tokens=5
+        )
+    in_thread(asyncio.sleep(1.5))  # the log writer flushes every 0.2 s here
+    return raw.headers["x-request-id"]
+
+
+def test_dashboard_handlers_refuse_anonymous_sockets(console: Console, private_request: str) -> None:
+    for name, payload, path, query in [
+        (LOGS_LOAD, {}, "/logs", f"id={private_request}"),
+        (LOGS_OPEN, {"request_id": private_request}, "/logs", ""),
+        (USAGE_LOAD, {}, "/usage", "range=7d"),
+        (USAGE_SET, {"name": "range", "value": "7d"}, "/usage", ""),
+    ]:
+        for cookie in (None, "forged-session-token"):
+            pushed = in_thread(call(console, name, payload, cookie, path, query))
+            assert SECRET_PROMPT not in pushed and "e2e-model" not in pushed, name
+            assert "range=7d" not in pushed, name  # not even a navigation comes back
+
+
+def test_bodies_reach_members_but_not_viewers(console: Console, private_request: str) -> None:
+    env = {**console.env, "VIEWER_PW": VIEWER_PASSWORD}
+    done = run_cli(env, "create-admin", VIEWER_EMAIL, "--role", "viewer", "--password-env", "VIEWER_PW")
+    assert done.returncode == 0 or "exists" in done.stderr, done.stderr
+    viewer = in_thread(session_cookie(console, VIEWER_EMAIL, VIEWER_PASSWORD))
+    seen_by_viewer = in_thread(call(console, LOGS_LOAD, {}, viewer, "/logs", f"id={private_request}"))
+    assert private_request in seen_by_viewer  # the row and its trace, yes
+    assert SECRET_PROMPT not in seen_by_viewer  # its prompt, no
+    admin = in_thread(session_cookie(console))
+    assert SECRET_PROMPT in in_thread(call(console, LOGS_LOAD, {}, admin, "/logs", f"id={private_request}"))
