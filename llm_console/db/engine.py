@@ -10,6 +10,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; for SQLite, make the folder and turn on WAL and a busy timeout."""
     if url.startswith("sqlite"):
@@ -25,6 +29,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+            # SQLite's own lower() folds ASCII only; searches (ILIKE) must fold "KÖLN" like PostgreSQL does.
+            dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
 
         return engine
     if url.startswith("postgresql://"):

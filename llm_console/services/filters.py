@@ -26,6 +26,8 @@ MAX_POINTS = 2000
 MAX_SEARCH = 200
 MAX_TEXT = 300
 MAX_CUSTOM_RANGE = timedelta(days=400)
+MAX_FUTURE = timedelta(days=1)
+MIN_YEAR = 2000
 ENDPOINTS = (
     "/v1/chat/completions",
     "/v1/completions",
@@ -77,7 +79,7 @@ class ParsedFilters:
 
 
 def _int_id(raw: str, name: str, errors: list[str]) -> int | None:
-    if raw.isdigit() and len(raw) <= 12:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 12:
         return int(raw)
     errors.append(f"Ignored {name}: expected a numeric id.")
     return None
@@ -97,7 +99,7 @@ def _number(raw: str, name: str, errors: list[str]) -> float | None:
 def _when(raw: str, name: str, errors: list[str]) -> datetime | None:
     try:
         return utc(datetime.fromisoformat(raw.strip().replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):
         errors.append(f"Ignored {name}: expected a date and time like 2026-11-30T14:00.")
         return None
 
@@ -114,6 +116,8 @@ def _time_range(p: Mapping[str, str], now: datetime, errors: list[str]) -> tuple
             errors.append("The range's start must be before its end.")
         elif end - start > MAX_CUSTOM_RANGE:
             errors.append("A custom range can span at most 400 days.")
+        elif end > now + MAX_FUTURE or start.year < MIN_YEAR:
+            errors.append(f"A custom range must lie between {MIN_YEAR} and tomorrow.")
         else:
             return "custom", start, end
         name = DEFAULT_RANGE
@@ -125,13 +129,15 @@ def _time_range(p: Mapping[str, str], now: datetime, errors: list[str]) -> tuple
 
 def _grain(raw: str, start: datetime, end: datetime, errors: list[str]) -> str:
     auto = choose_grain(start, end)
-    if not raw:  # about 60-400 points: minutes up to six hours, hours up to two weeks, then days
-        span = end - start
-        return "m" if span <= timedelta(hours=6) else "h" if span <= timedelta(days=14) else "d"
+    span = end - start
+    # about 60-400 points: minutes up to six hours, hours up to two weeks, then days
+    default = "m" if span <= timedelta(hours=6) else "h" if span <= timedelta(days=14) else "d"
+    if not raw:
+        return default
     grain = RESOLUTIONS.get(raw)
     if grain is None:
         errors.append(f"Unknown resolution {raw[:20]!r}: use minute, hour or day.")
-        return auto
+        return default
     step = {"m": 60, "h": 3600, "d": 86400}[grain]
     if (end - start).total_seconds() / step > MAX_POINTS:
         errors.append(f"Too many points at one per {raw} for this range; showing a coarser resolution.")
@@ -147,10 +153,13 @@ def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> Par
     now = utc(now or datetime.now(UTC))
     errors: list[str] = []
     p = {k: str(v) for k, v in params.items() if k in PARAMS and v is not None and str(v) != ""}
+    for name in [k for k, v in p.items() if not v.isprintable()]:  # NUL and control characters
+        errors.append(f"Ignored {name}: it contains control characters.")
+        del p[name]
     range_name, start, end = _time_range(p, now, errors)
     accepted: dict[str, str] = {"range": range_name}
     if range_name == "custom":
-        accepted["from"], accepted["to"] = start.isoformat(timespec="minutes"), end.isoformat(timespec="minutes")
+        accepted["from"], accepted["to"] = start.isoformat(timespec="seconds"), end.isoformat(timespec="seconds")
     values: dict[str, object] = {}
     for name in ("model", "endpoint"):
         if name in p:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, false, or_, select, tuple_
 from sqlalchemy.engine import Engine
 
 from llm_console.db.models import RequestLog, Span
@@ -111,8 +111,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, request_id = raw.split("|", 1)
+        if not request_id.isprintable():
+            return None
         return utc(datetime.fromisoformat(stamp)), request_id[:36]
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OverflowError):
         return None
 
 
@@ -122,7 +124,14 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _has_nul(f: RequestFilters) -> bool:
+    """PostgreSQL refuses text with NUL characters; no stored value holds one, so such a filter matches nothing."""
+    return any(isinstance(v, str) and "\x00" in v for v in (f.alias, f.endpoint, f.status, f.search))
+
+
 def conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
+    if _has_nul(f):
+        return [false()]
     where: list[ColumnElement[bool]] = [R.c.created_at >= f.start, R.c.created_at < f.end]
     if f.alias is not None:
         where.append(R.c.alias == f.alias)
@@ -196,7 +205,7 @@ def iter_requests(
 
 def get_request(engine: Engine, request_id: str) -> RequestDetail | None:
     """One request with its bodies and spans (spans in start order)."""
-    if not request_id or len(request_id) > 36:
+    if not request_id or len(request_id) > 36 or not request_id.isprintable():
         return None
     cols = [R.c[name] for name in LIST_COLUMNS]
     extra = [R.c.request_body, R.c.response_body, R.c.error_message, R.c.client_ip, R.c.embedding_dims]

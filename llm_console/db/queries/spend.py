@@ -36,7 +36,8 @@ class Spend:
     @property
     def status(self) -> str:
         """OK below 80% of every budget, Warning from 80%, Exceeded at 100% or more of any."""
-        shares = [s for s in (self.day_share, self.month_share) if s is not None]
+        # Rounded: ten $0.10 requests sum to 0.9999999999999999 of a $1 budget, which is spent.
+        shares = [round(s, 9) for s in (self.day_share, self.month_share) if s is not None]
         worst = max(shares, default=0.0)
         return "exceeded" if worst >= 1.0 else "warning" if worst >= WARNING_SHARE else "ok"
 
