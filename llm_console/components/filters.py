@@ -128,6 +128,7 @@ def filter_errors(state: Any) -> rx.Component:
             rx.callout.icon(rx.icon("info")),
             rx.callout.text(rx.foreach(state.filter_errors, lambda e: rx.text(e, size="2"))),
             color_scheme="amber",
+            high_contrast=True,
             size="1",
             role="status",
         ),

@@ -46,7 +46,9 @@ def nav_link(label: str, href: str, icon: str) -> rx.Component:
 def sidebar() -> rx.Component:
     return rx.el.nav(
         rx.vstack(
-            rx.hstack(rx.icon("waypoints", size=20), rx.heading("LLM Console", size="4"), padding="8px 10px"),
+            rx.hstack(
+                rx.icon("waypoints", size=20), rx.text("LLM Console", size="4", weight="bold"), padding="8px 10px"
+            ),
             *[nav_link(*item) for item in NAV],
             spacing="1",
             width="100%",

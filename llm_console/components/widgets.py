@@ -41,4 +41,5 @@ def status_badge(status: rx.Var) -> rx.Component:
         status,
         color_scheme=rx.match(status, ("ok", "green"), ("incomplete", "amber"), "red"),
         variant="soft",
+        high_contrast=True,
     )

@@ -1,5 +1,5 @@
 """Pages: layout only. Importing this package registers every page."""
 
-from llm_console.pages import login, logs, overview, planned, usage
+from llm_console.pages import costs, embeddings, login, logs, overview, planned, spend, usage
 
-__all__ = ["login", "logs", "overview", "planned", "usage"]
+__all__ = ["costs", "embeddings", "login", "logs", "overview", "planned", "spend", "usage"]

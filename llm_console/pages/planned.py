@@ -7,12 +7,6 @@ from llm_console.components.layout import coming_soon, console_page
 
 PLANNED: list[tuple[str, str, str, list[str]]] = [
     (
-        routes.COSTS,
-        "Costs & budgets",
-        "Spend you can trust, from the same pricing table the gateway bills with.",
-        ["By model, endpoint, team, user and key", "Month to date against budget, forecast", "Top consumers"],
-    ),
-    (
         routes.CATALOG,
         "Model catalog",
         "Every alias this gateway serves.",

@@ -42,4 +42,5 @@ def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def tables_json(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    return orjson.dumps({k: list(v) for k, v in tables.items()}, option=orjson.OPT_INDENT_2).decode()
+    plain = {name: [dict(row) for row in rows] for name, rows in tables.items()}
+    return orjson.dumps(plain, option=orjson.OPT_INDENT_2).decode()

@@ -90,7 +90,7 @@ class DashboardMixin(rx.State, mixin=True):
         if changes.get("range") not in (None, "custom") and "range" in changes:
             changes.update({"from": None, "to": None})
         for name in ("from", "to"):
-            if name in changes:
+            if changes.get(name):
                 changes["range"] = "custom"
                 other = "to" if name == "from" else "from"
                 changes.setdefault(
@@ -114,7 +114,7 @@ class DashboardMixin(rx.State, mixin=True):
         """What is on screen as a file: CSV of the page's main table, or JSON of all its tables."""
         if not await self._allowed() or not self._export_tables:
             return None
-        tables = {name: list(getattr(self, name)) for name in self._export_tables}
+        tables = {name: [dict(row) for row in getattr(self, name)] for name in self._export_tables}
         stem = self._route.strip("/") or "overview"
         if fmt == "json":
             return rx.download(data=tables_json(tables), filename=f"{stem}.json", mime_type="application/json")

@@ -146,14 +146,17 @@ def breakdown(
     limit: int = 50,
     grain: str = "",
     values: list[str] | None = None,
+    value_prefix: str | None = None,
 ) -> list[tuple[str, Totals]]:
-    """Totals per value of `dim`, largest `order_by` first."""
+    """Totals per value of `dim` (those starting with `value_prefix` when given), largest `order_by` first."""
     grain = grain or choose_grain(start, end, dim)
     if order_by not in SCALAR_COLS:
         raise ValueError(f"cannot order by {order_by!r}")
     where = _base(grain, dim, start, end, None)
     if values is not None:
         where.append(T.c.value.in_(values))
+    if value_prefix:
+        where.append(T.c.value.startswith(value_prefix, autoescape=True))
     stmt = (
         select(T.c.value, *_SUMS)
         .where(*where)

@@ -1,0 +1,155 @@
+"""Costs & budgets page values, and the CSV / JSON exports of its breakdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from llm_console.presenters.common import count, money
+from llm_console.presenters.export import safe_cell
+from llm_console.services.costs import DIMENSIONS, CostsData, MonthToDate
+
+EXPORT_COLUMNS = ("dimension", "name", "id", "requests", "prompt_tokens", "completion_tokens", "cost_usd", "share")
+STATUS_LABEL = {"none": "No budget", "ok": "OK", "warning": "Warning", "exceeded": "Exceeded"}
+EN_DASH = "\u2013"  # the interval's separator
+
+
+@dataclass(slots=True)
+class CostsView:
+    cards: list[dict[str, str]] = field(default_factory=list)
+    breakdowns: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    trend: list[dict[str, float | str]] = field(default_factory=list)
+    budget: dict[str, str] = field(default_factory=dict)
+    budget_pct: int = 0
+    forecast: dict[str, str] = field(default_factory=dict)
+    export: list[dict[str, Any]] = field(default_factory=list)
+    as_of: str = ""
+
+
+def share(part: float, whole: float) -> float:
+    return part / whole if whole > 0 else 0.0
+
+
+def budget_view(m: MonthToDate) -> tuple[dict[str, str], int]:
+    """Month to date against the budget: texts, and the bar's value (0-100)."""
+    month = m.month.strftime("%B %Y")
+    if m.budget_usd <= 0:
+        return {
+            "spent": money(m.spent_usd),
+            "of": f"spent in {month} · no budget set",
+            "pct": "",
+            "status": "none",
+            "label": STATUS_LABEL["none"],
+            "hint": "Set LLMC_MONTHLY_BUDGET_USD to track spend against a monthly budget.",
+            "aria": f"{money(m.spent_usd)} spent in {month}, no budget set",
+        }, 0
+    pct = share(m.spent_usd, m.budget_usd) * 100
+    return {
+        "spent": money(m.spent_usd),
+        "of": f"of {money(m.budget_usd)} budget in {month}",
+        "pct": f"{pct:.0f}%",
+        "status": m.status,
+        "label": STATUS_LABEL[m.status],
+        "hint": f"{money(max(0.0, m.budget_usd - m.spent_usd))} left this month",
+        "aria": f"Month to date: {money(m.spent_usd)} of {money(m.budget_usd)} ({pct:.0f}%)",
+    }, min(100, round(pct))
+
+
+def forecast_view(m: MonthToDate) -> dict[str, str]:
+    f = m.forecast
+    if f is None:
+        return {
+            "text": "Not enough history yet",
+            "detail": "A forecast needs two complete days with spend.",
+            "warn": "",
+        }
+    method = "linear trend" if f.method == "trend" else "average day"
+    warn = ""
+    if m.budget_usd > 0 and f.expected_usd > m.budget_usd:
+        warn = f"Expected to exceed the {money(m.budget_usd)} budget."
+    elif m.budget_usd > 0 and f.high_usd > m.budget_usd:
+        warn = f"May exceed the {money(m.budget_usd)} budget."
+    return {
+        "text": f"forecast {money(f.expected_usd)} (95%: {money(f.low_usd)} {EN_DASH} {money(f.high_usd)})",
+        "detail": (
+            f"{method} of {money(f.daily_usd)}/day ± {money(f.sigma_usd)} over {f.remaining_days:.1f} remaining days,"
+            f" fitted on {f.days_fitted} days"
+        ),
+        "warn": warn,
+    }
+
+
+def export_rows(data: CostsData) -> list[dict[str, Any]]:
+    """The breakdown as plain values: one row per (dimension, value), what the CSV and JSON exports hold."""
+    total = data.totals.cost_usd
+    return [
+        {
+            "dimension": dim,
+            "name": n.label,
+            "id": n.value,
+            "requests": n.totals.requests,
+            "prompt_tokens": n.totals.prompt_tokens,
+            "completion_tokens": n.totals.completion_tokens,
+            "cost_usd": round(n.totals.cost_usd, 6),
+            "share": round(share(n.totals.cost_usd, total), 4),
+        }
+        for dim, _ in DIMENSIONS
+        for n in data.breakdowns.get(dim, [])
+    ]
+
+
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """`columns` of `rows` as CSV; names and emails are user-chosen, so formula-like cells are defused."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([safe_cell(row.get(c, "")) for c in columns])
+    return out.getvalue()
+
+
+def json_text(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as JSON; each is copied to a plain dict (state hands them over wrapped in Reflex's MutableProxy)."""
+    return orjson.dumps([dict(r) for r in rows], option=orjson.OPT_INDENT_2).decode()
+
+
+def costs_view(data: CostsData) -> CostsView:
+    t = data.totals
+    cards = [
+        {"label": "Cost in range", "value": money(t.cost_usd), "hint": f"{money(t.cost_per_request)} per request"},
+        {"label": "Requests", "value": count(t.requests), "hint": f"{t.errors:,} errors"},
+        {
+            "label": "Tokens in / out",
+            "value": f"{count(t.prompt_tokens)} / {count(t.completion_tokens)}",
+            "hint": f"{count(t.cached_tokens)} cached",
+        },
+    ]
+    breakdowns = {
+        dim: [
+            {
+                "name": n.label,
+                "requests": f"{n.totals.requests:,}",
+                "tokens": count(n.totals.tokens),
+                "cost": money(n.totals.cost_usd),
+                "share": f"{share(n.totals.cost_usd, t.cost_usd) * 100:.1f}%",
+            }
+            for n in data.breakdowns.get(dim, [])
+        ]
+        for dim, _ in DIMENSIONS
+    }
+    budget, pct = budget_view(data.month)
+    return CostsView(
+        cards=cards,
+        breakdowns=breakdowns,
+        trend=[{"day": d.strftime("%Y-%m-%d"), "cost": round(v, 4)} for d, v in data.daily],
+        budget=budget,
+        budget_pct=pct,
+        forecast=forecast_view(data.month),
+        export=export_rows(data),
+        as_of=data.as_of.strftime("%H:%M:%S UTC"),
+    )

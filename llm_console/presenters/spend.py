@@ -1,0 +1,103 @@
+"""Spend by user page values: one row per user with a today bar and a month bar, and the CSV export."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_console.presenters.common import money
+from llm_console.presenters.costs import STATUS_LABEL, csv_text, json_text
+from llm_console.services.spend import SpendPage, UserSpend, budget_status
+
+EXPORT_COLUMNS = (
+    "user_id",
+    "email",
+    "status",
+    "day_usd",
+    "daily_budget_usd",
+    "day_share",
+    "month_usd",
+    "monthly_budget_usd",
+    "month_share",
+)
+
+
+@dataclass(slots=True)
+class SpendView:
+    rows: list[dict[str, str | int]] = field(default_factory=list)
+    summary: str = ""
+    page: int = 1
+    pages: int = 1
+    status: str = ""
+    search: str = ""
+    as_of: str = ""
+
+
+def bar(prefix: str, period: str, spent: float, budget: float | None) -> dict[str, str | int]:
+    """One budget bar's values, keys prefixed: text, aria label, level (none|ok|warning|exceeded), pct (int 0-100)."""
+    if not budget:
+        return {
+            f"{prefix}_text": f"{money(spent)} · no limit",
+            f"{prefix}_aria": f"{period}: {money(spent)}, no limit",
+            f"{prefix}_level": "none",
+            f"{prefix}_pct": 0,
+        }
+    ratio = spent / budget
+    return {
+        f"{prefix}_text": f"{money(spent)} of {money(budget)} ({ratio * 100:.0f}%)",
+        f"{prefix}_aria": f"{period}: {money(spent)} of {money(budget)}, {ratio * 100:.0f}%",
+        f"{prefix}_level": budget_status(ratio),
+        f"{prefix}_pct": min(100, round(ratio * 100)),
+    }
+
+
+def spend_row(u: UserSpend) -> dict[str, str | int]:
+    s = u.spend
+    return {
+        "id": str(u.user_id),
+        "email": u.email,
+        "status": u.status,
+        "status_label": STATUS_LABEL[u.status],
+        **bar("day", "Today", s.day_usd, s.daily_budget_usd),
+        **bar("month", "This month", s.month_usd, s.monthly_budget_usd),
+    }
+
+
+def spend_view(data: SpendPage) -> SpendView:
+    c = data.counts
+    noun = "user" if c["all"] == 1 else "users"
+    return SpendView(
+        rows=[spend_row(u) for u in data.rows],
+        summary=f"{c['all']:,} {noun} · {c['warning']:,} warning · {c['exceeded']:,} exceeded",
+        page=data.page,
+        pages=data.pages,
+        status=data.query.status,
+        search=data.query.q,
+        as_of=data.as_of.strftime("%H:%M:%S UTC"),
+    )
+
+
+def export_rows(users: Sequence[UserSpend]) -> list[dict[str, Any]]:
+    return [
+        {
+            "user_id": u.user_id,
+            "email": u.email,
+            "status": u.status,
+            "day_usd": round(u.spend.day_usd, 6),
+            "daily_budget_usd": u.spend.daily_budget_usd or "",
+            "day_share": "" if u.spend.day_share is None else round(u.spend.day_share, 4),
+            "month_usd": round(u.spend.month_usd, 6),
+            "monthly_budget_usd": u.spend.monthly_budget_usd or "",
+            "month_share": "" if u.spend.month_share is None else round(u.spend.month_share, 4),
+        }
+        for u in users
+    ]
+
+
+def spend_csv(users: Sequence[UserSpend]) -> str:
+    return csv_text(export_rows(users), EXPORT_COLUMNS)
+
+
+def spend_json(users: Sequence[UserSpend]) -> str:
+    return json_text(export_rows(users))

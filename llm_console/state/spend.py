@@ -1,0 +1,64 @@
+"""Spend by user: one service call per refresh; the status filter, email search and page live in the URL."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import reflex as rx
+
+from llm_console import routes
+from llm_console.presenters.spend import SpendView, spend_csv, spend_json, spend_view
+from llm_console.services.context import get_context
+from llm_console.services.filters import ParsedFilters, parse_filters
+from llm_console.services.spend import load_spend, parse_spend_query, user_spend
+from llm_console.state.dashboard import ANY, DashboardMixin
+
+
+class SpendState(DashboardMixin, rx.State):
+    _route: ClassVar[str] = routes.SPEND
+    status: str = ""
+    search: str = ""
+    rows: list[dict[str, str | int]] = []
+    summary: str = ""
+    page: int = 1
+    pages: int = 1
+
+    def _parse(self) -> ParsedFilters:
+        """No time range here: the page's own parameters travel to `_load` in the filters' `extra`."""
+        query = parse_spend_query(self._params())
+        base = parse_filters({})
+        return replace(base, errors=query.errors, filters=replace(base.filters, extra=query.params()))
+
+    def _load(self, parsed: ParsedFilters) -> SpendView:
+        return spend_view(load_spend(get_context().engine, parse_spend_query(parsed.filters.extra)))
+
+    def _apply(self, result: Any) -> None:
+        view: SpendView = result
+        self.rows, self.summary, self.as_of = view.rows, view.summary, view.as_of
+        self.page, self.pages, self.status, self.search = view.page, view.pages, view.status, view.search
+
+    @rx.event
+    async def set_param(self, name: str, value: str) -> Any:
+        """Navigate to this page with one of status, q or page changed (a filter change goes back to page 1)."""
+        if not await self._allowed():
+            return None
+        value = "" if value in (ANY, "all") else str(value)[:300]
+        current = parse_spend_query(self._params())
+        if current.params(**{name: value}) == current.params():
+            return None  # unchanged (a search box losing focus): stay on this page
+        query = current.query_string(**{name: value})
+        return rx.redirect(f"{self._route}?{query}" if query else self._route)
+
+    @rx.event
+    async def export(self, fmt: str) -> Any:
+        """Every user matching the filters, all pages, as CSV (or JSON)."""
+        if not await self._allowed():
+            return None
+        query = parse_spend_query(self._params())
+        users, _ = await asyncio.to_thread(user_spend, get_context().engine, query, datetime.now(UTC))
+        if fmt == "json":
+            return rx.download(data=spend_json(users), filename="spend-by-user.json", mime_type="application/json")
+        return rx.download(data=spend_csv(users), filename="spend-by-user.csv", mime_type="text/csv")
