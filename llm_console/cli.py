@@ -140,14 +140,91 @@ def cmd_route(args: argparse.Namespace) -> None:
 
 
 def cmd_create_key(args: argparse.Namespace) -> None:
-    from llm_console.services.keys import create_key
+    from llm_console.services.keys import SCOPES, create_key
 
+    scopes = sorted({s.strip() for given in args.scope or [] for s in given.split(",") if s.strip()})
+    if unknown := [s for s in scopes if s not in SCOPES]:
+        raise CliError(f"unknown scope {unknown[0][:40]!r}: use {', '.join(SCOPES)}")
     settings = _settings()
     expires = datetime.now(UTC) + timedelta(days=args.expires_days) if args.expires_days else None
     aliases = [a.strip() for a in args.models.split(",") if a.strip()] if args.models else []
-    minted = create_key(_engine(settings), name=args.name, actor="cli", allowed_aliases=aliases, expires_at=expires)
+    minted = create_key(
+        _engine(settings), name=args.name, actor="cli", allowed_aliases=aliases, expires_at=expires, scopes=scopes
+    )
     print(minted.secret)
-    print(f"key {minted.prefix}... (id {minted.id}) created; it is shown only this once", file=sys.stderr)
+    extra = f" with scopes {', '.join(scopes)}" if scopes else ""
+    print(f"key {minted.prefix}... (id {minted.id}) created{extra}; it is shown only this once", file=sys.stderr)
+
+
+def _usd(raw: str | None, name: str) -> float | None:
+    """A budget flag: a non-negative amount of USD, or `none` to clear that limit."""
+    if raw is None or raw.strip().lower() in ("none", "off", ""):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise CliError(f"{name} must be an amount of USD or 'none', not {raw[:40]!r}") from None
+    return value
+
+
+def cmd_cleanup(args: argparse.Namespace) -> None:
+    from llm_console.db.retention import run_cleanup
+    from llm_console.services.retention import policy
+
+    settings = _settings()
+    run = run_cleanup(_engine(settings), policy(settings), datetime.now(UTC))
+    if run.status != "ok":
+        raise CliError(f"cleanup failed: {run.error}")
+    print(
+        f"removed {run.requests:,} requests, {run.spans:,} spans and {run.rollups:,} rollup rows; "
+        f"cleared {run.bodies:,} bodies ({run.duration_ms:.0f} ms)"
+    )
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from llm_console.db.migrate import upgrade
+    from llm_console.demo.seed import seed
+
+    if args.count < 1 or args.days <= 0:
+        raise CliError("--count must be at least 1 and --days above 0")
+    settings = _settings()
+    upgrade(settings.database_url)
+    summary = seed(_engine(settings), count=args.count, days=args.days, seed=args.seed)
+    print(summary.line())
+
+
+def cmd_set_budget(args: argparse.Namespace) -> None:
+    from sqlmodel import select
+
+    from llm_console.db.engine import session
+    from llm_console.db.models import Team, User
+    from llm_console.services.budgets import BudgetError, get_budget, set_budget
+
+    if args.daily is None and args.monthly is None:
+        raise CliError("nothing to set: give --daily USD and/or --monthly USD ('none' clears a limit)")
+    engine = _engine(_settings())
+    entity_type, label = ("user", args.user) if args.user else ("team", args.team) if args.team else ("key", "")
+    with session(engine) as s:
+        if args.user:
+            found = s.exec(select(User.id).where(User.email == args.user.strip().lower())).first()
+        elif args.team:
+            found = s.exec(select(Team.id).where(Team.name == args.team.strip())).first()
+        else:
+            found, label = args.key_id, f"id {args.key_id}"
+    if found is None:
+        raise CliError(f"no {entity_type} {label[:320]!r}")
+    current = get_budget(engine, entity_type, found)
+    daily = _usd(args.daily, "--daily") if args.daily is not None else current.daily_usd if current else None
+    monthly = _usd(args.monthly, "--monthly") if args.monthly is not None else current.monthly_usd if current else None
+    try:
+        stored = set_budget(engine, entity_type, found, daily, monthly, actor="cli")
+    except BudgetError as exc:
+        raise CliError(str(exc)) from None
+    if stored is None:
+        print(f"{entity_type} {label}: no budget")
+    else:
+        shown = [f"{n} {'none' if v is None else f'${v:,.2f}'}" for n, v in (("daily", daily), ("monthly", monthly))]
+        print(f"{entity_type} {label}: budget {', '.join(shown)}")
 
 
 def cmd_gateway(args: argparse.Namespace) -> None:
@@ -264,6 +341,27 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--name", default="")
     sp.add_argument("--models", help="comma-separated aliases the key may use (default: all)")
     sp.add_argument("--expires-days", type=float)
+    sp.add_argument(
+        "--scope",
+        action="append",
+        metavar="SCOPE",
+        help="extra right, repeatable or comma-separated: analytics (read /api/v1/analytics: an admin key)",
+    )
+
+    sp = add("set-budget", cmd_set_budget, "Set a user's, team's or key's spend budget in USD (audited).")
+    who = sp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="EMAIL")
+    who.add_argument("--team", metavar="NAME")
+    who.add_argument("--key-id", type=int, metavar="N")
+    sp.add_argument("--daily", metavar="USD", help="limit per UTC day ('none' clears; unchanged when omitted)")
+    sp.add_argument("--monthly", metavar="USD", help="limit per UTC month ('none' clears; unchanged when omitted)")
+
+    add("cleanup", cmd_cleanup, "Apply the retention policy now (old rows, spans, bodies, rollups).")
+
+    sp = add("seed", cmd_seed, "Fill the database with realistic synthetic request history (demo, benchmarks).")
+    sp.add_argument("--count", type=int, default=100_000, help="requests to write")
+    sp.add_argument("--days", type=float, default=30.0, help="spread over this many days ending now")
+    sp.add_argument("--seed", type=int, default=0, help="random seed (same seed, same data)")
 
     sp = add("demo-traffic", cmd_demo_traffic, "Send gentle, realistic traffic through a gateway.")
     sp.add_argument("--base-url", default="http://127.0.0.1:3000")

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import reflex as rx
 
 from llm_console import pages  # noqa: F401  (registers the pages)
+from llm_console.api import make_analytics_routes
+from llm_console.api.openapi import console_document
 from llm_console.auth.guard import AuthMiddleware
 from llm_console.auth.routes import AUTH_ROUTES
 from llm_console.gateway import create_gateway
@@ -28,8 +30,15 @@ async def retention_task() -> None:
     await retention_loop(ctx.engine, ctx.settings)
 
 
+ANALYTICS_ROUTES = make_analytics_routes(lambda: get_context().engine, lambda: get_context().sessions)
 app = rx.App(
-    api_transformer=create_gateway(runtime=get_context().runtime, standalone=False, extra_routes=AUTH_ROUTES),
+    api_transformer=create_gateway(
+        runtime=get_context().runtime,
+        standalone=False,
+        extra_routes=[*AUTH_ROUTES, *ANALYTICS_ROUTES],
+        # The console serves more than the gateway: its document lists the analytics API too.
+        document=console_document,
+    )
 )
 app.register_lifespan_task(gateway_lifespan)
 app.register_lifespan_task(retention_task)

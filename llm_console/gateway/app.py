@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,17 +23,20 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def openapi(_request: Request) -> Response:
-    return JSONResponse(openapi_document())
+def openapi_endpoint(document: Callable[[], dict[str, Any]]) -> Callable[[Request], Awaitable[Response]]:
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document())
+
+    return openapi
 
 
-def routes(runtime: GatewayRuntime) -> list[BaseRoute]:
+def routes(runtime: GatewayRuntime, document: Callable[[], dict[str, Any]] = openapi_document) -> list[BaseRoute]:
     table: list[BaseRoute] = [Route(ep.path, make_handler(ep), methods=["POST"]) for ep in ENDPOINTS]
     table += [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/gateway/health", health, methods=["GET"]),
-        Route("/gateway/openapi.json", openapi, methods=["GET"]),
+        Route("/gateway/openapi.json", openapi_endpoint(document), methods=["GET"]),
     ]
     if runtime.settings.metrics_enabled:
         table.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
@@ -45,8 +49,12 @@ def create_gateway(
     runtime: GatewayRuntime | None = None,
     standalone: bool = True,
     extra_routes: list[Route] | None = None,
+    document: Callable[[], dict[str, Any]] = openapi_document,
 ) -> Starlette:
-    """Build the ASGI app. Standalone it runs its own lifespan; mounted, the host runs `runtime.lifespan()`."""
+    """Build the ASGI app. Standalone it runs its own lifespan; mounted, the host runs `runtime.lifespan()`.
+
+    `document` is what `/gateway/openapi.json` serves (the console adds its own APIs to the gateway's).
+    """
     if runtime is None:
         if settings is None:
             raise ValueError("create_gateway needs settings or a runtime")
@@ -59,7 +67,7 @@ def create_gateway(
             yield
 
     app = Starlette(
-        routes=[*routes(rt), *(extra_routes or [])],
+        routes=[*routes(rt, document), *(extra_routes or [])],
         lifespan=lifespan if standalone else None,
         exception_handlers={
             errors.GatewayError: errors.gateway_error_handler,

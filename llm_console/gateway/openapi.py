@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from typing import Any
 
@@ -101,3 +102,15 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+def merge_documents(base: dict[str, Any], *extras: dict[str, Any]) -> dict[str, Any]:
+    """A new document: `base` plus the paths, components and tags of `extras` (the console adds its own APIs)."""
+    out = copy.deepcopy(base)
+    for extra in extras:
+        out["paths"].update(copy.deepcopy(extra.get("paths", {})))
+        components = out.setdefault("components", {})
+        for section, entries in extra.get("components", {}).items():
+            components.setdefault(section, {}).update(copy.deepcopy(entries))
+        out.setdefault("tags", []).extend(copy.deepcopy(extra.get("tags", [])))
+    return out

@@ -14,6 +14,8 @@ from llm_console.db.models import VirtualKey, utcnow
 from llm_console.services.audit import record
 
 KEY_PREFIX = "sk-llmc-"
+SCOPES = ("analytics",)
+"""Rights a key may carry beyond calling models: "analytics" reads /api/v1/analytics (an admin key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,12 @@ def create_key(
     team_id: int | None = None,
     allowed_aliases: list[str] | None = None,
     expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
 ) -> MintedKey:
-    """Mint a key; the secret is returned here and never again."""
+    """Mint a key; the secret is returned here and never again. Unknown scopes are a ValueError."""
+    unknown = sorted(set(scopes or ()) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scope {unknown[0]!r}: use {', '.join(SCOPES)}")
     secret = KEY_PREFIX + random_token(32)
     prefix = secret[: len(KEY_PREFIX) + 6]
     row = VirtualKey(
@@ -53,7 +59,11 @@ def create_key(
         team_id=team_id,
         allowed_aliases=list(allowed_aliases or []),
         expires_at=expires_at,
+        scopes=sorted(set(scopes or ())),
     )
+    after: dict[str, object] = {"name": name, "prefix": prefix, "allowed_aliases": row.allowed_aliases}
+    if row.scopes:
+        after["scopes"] = row.scopes
     with session(engine) as s:
         s.add(row)
         s.flush()
@@ -63,7 +73,7 @@ def create_key(
             action="key.create",
             target_type="virtual_key",
             target_id=str(row.id),
-            after={"name": name, "prefix": prefix, "allowed_aliases": row.allowed_aliases},
+            after=after,
         )
         s.commit()
         assert row.id is not None

@@ -1,0 +1,150 @@
+"""Who may read the analytics API: a console session (by its httpOnly cookie) or an admin key.
+
+An admin key is a virtual key carrying the "analytics" scope; it is looked up by SHA-256 only, through a
+short cache. Every failure is an OpenAI-shaped 401 that reads the same whether the key is unknown,
+revoked or expired; a valid key without the scope gets a 403.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Literal, Protocol
+
+from sqlalchemy.engine import Engine
+from starlette.requests import Request
+
+from llm_console.auth.cookies import session_token
+from llm_console.gateway.errors import GatewayError
+from llm_console.services.keys import find_by_hash, hash_key, looks_like_key
+from llm_console.services.sessions import SessionUser
+from llm_console.services.users import ROLES
+
+ANALYTICS_SCOPE = "analytics"
+ROLE_RANK = {role: len(ROLES) - 1 - i for i, role in enumerate(ROLES)}  # viewer 0 ... admin 3
+KEY_TTL_S = 5.0
+NEGATIVE_TTL_S = 2.0
+MAX_ENTRIES = 10_000
+
+
+class SessionResolver(Protocol):
+    async def resolve(self, token: str | None) -> SessionUser | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: a signed-in console user, or an admin key (which reads everything)."""
+
+    kind: Literal["session", "key"]
+    subject: str
+    role: str
+
+    def at_least(self, role: str) -> bool:
+        return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+
+
+@dataclass(frozen=True, slots=True)
+class ScopedKey:
+    id: int
+    scopes: frozenset[str]
+    expires_at: float | None
+    revoked: bool
+
+
+def lookup_key(engine: Engine, key_hash: str) -> ScopedKey | None:
+    row = find_by_hash(engine, key_hash)
+    if row is None or row.id is None:
+        return None
+    expires = row.expires_at
+    if expires is not None and expires.tzinfo is None:  # SQLite hands back naive UTC
+        expires = expires.replace(tzinfo=UTC)
+    return ScopedKey(
+        id=row.id,
+        scopes=frozenset(row.scopes or ()),
+        expires_at=expires.timestamp() if expires else None,
+        revoked=row.revoked_at is not None,
+    )
+
+
+class KeyCache:
+    """Key hash -> ScopedKey (or a remembered miss) for a few seconds, so scripted polling is not a query each."""
+
+    def __init__(self, lookup: Callable[[str], ScopedKey | None], ttl_s: float = KEY_TTL_S) -> None:
+        self._lookup = lookup
+        self._ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, ScopedKey | None]] = {}
+
+    async def get(self, key_hash: str) -> ScopedKey | None:
+        now = time.monotonic()
+        hit = self._entries.get(key_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await asyncio.to_thread(self._lookup, key_hash)
+        if len(self._entries) >= MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key_hash] = (now + (self._ttl_s if found else min(self._ttl_s, NEGATIVE_TTL_S)), found)
+        return found
+
+
+def _unauthorized(message: str, code: str) -> GatewayError:
+    return GatewayError(
+        401, message, type="authentication_error", code=code, headers={"WWW-Authenticate": 'Bearer realm="analytics"'}
+    )
+
+
+BAD_KEY = "Invalid API key."
+NO_CREDENTIALS = (
+    "Sign in to the console, or send 'Authorization: Bearer <key>' with a key that has the analytics scope."
+)
+
+
+class Authenticator:
+    """Resolves a request to a Principal or raises the GatewayError to answer with."""
+
+    def __init__(
+        self,
+        get_engine: Callable[[], Engine],
+        get_sessions: Callable[[], SessionResolver],
+        *,
+        key_ttl_s: float = KEY_TTL_S,
+    ) -> None:
+        self._get_sessions = get_sessions
+        self.keys = KeyCache(lambda key_hash: lookup_key(get_engine(), key_hash), key_ttl_s)
+
+    async def __call__(self, request: Request) -> Principal:
+        header = request.headers.get("authorization")
+        if header is not None:  # an explicit credential wins over a cookie the browser also sent
+            return await self._key(header)
+        token = session_token(request.headers.get("cookie"))
+        if token is None:
+            raise _unauthorized(NO_CREDENTIALS, "missing_credentials")
+        user = await self._get_sessions().resolve(token)
+        if user is None:
+            raise _unauthorized("Your console session has expired or is not valid; sign in again.", "invalid_session")
+        return Principal("session", user.email, user.role)
+
+    async def _key(self, header: str) -> Principal:
+        scheme, _, secret = header.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not looks_like_key(secret):
+            raise _unauthorized(BAD_KEY, "invalid_api_key")
+        key = await self.keys.get(hash_key(secret))
+        if key is None or key.revoked or (key.expires_at is not None and key.expires_at <= time.time()):
+            raise _unauthorized(BAD_KEY, "invalid_api_key")
+        if ANALYTICS_SCOPE not in key.scopes:
+            raise GatewayError(
+                403,
+                "This key may call models but not read analytics: mint one with `--scope analytics`.",
+                type="permission_error",
+                code="missing_scope",
+            )
+        return Principal("key", f"key:{key.id}", "admin")
+
+
+def require(principal: Principal, role: str, what: str) -> None:
+    """A 403 unless the caller's role is at least `role`."""
+    if not principal.at_least(role):
+        raise GatewayError(403, f"{what} needs the {role} role or above.", type="permission_error", code="forbidden")
