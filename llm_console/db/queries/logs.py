@@ -124,6 +124,10 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+# Filters that are plain equality on the column of the same name.
+EQUALS = ("alias", "endpoint", "deployment_id", "status", "key_id", "user_id", "team_id", "stream")
+
+
 def _has_nul(f: RequestFilters) -> bool:
     """PostgreSQL refuses text with NUL characters; no stored value holds one, so such a filter matches nothing."""
     return any(isinstance(v, str) and "\x00" in v for v in (f.alias, f.endpoint, f.status, f.search))
@@ -133,22 +137,10 @@ def conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
     if _has_nul(f):
         return [false()]
     where: list[ColumnElement[bool]] = [R.c.created_at >= f.start, R.c.created_at < f.end]
-    if f.alias is not None:
-        where.append(R.c.alias == f.alias)
-    if f.endpoint is not None:
-        where.append(R.c.endpoint == f.endpoint)
-    if f.deployment_id is not None:
-        where.append(R.c.deployment_id == f.deployment_id)
-    if f.status is not None:
-        where.append(R.c.status == f.status)
-    if f.key_id is not None:
-        where.append(R.c.key_id == f.key_id)
-    if f.user_id is not None:
-        where.append(R.c.user_id == f.user_id)
-    if f.team_id is not None:
-        where.append(R.c.team_id == f.team_id)
-    if f.stream is not None:
-        where.append(R.c.stream == f.stream)
+    for attr in EQUALS:
+        value = getattr(f, attr)
+        if value is not None:
+            where.append(R.c[attr] == value)
     if f.min_latency_ms is not None:
         where.append(R.c.latency_ms >= f.min_latency_ms)
     if f.min_cost_usd is not None:
