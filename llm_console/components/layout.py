@@ -29,7 +29,8 @@ NAV: list[tuple[str, str, str]] = [
 
 
 def nav_link(label: str, href: str, icon: str) -> rx.Component:
-    active = rx.State.router.page.path == href
+    # Reflex names the "/" route "/index".
+    active = rx.State.router.page.path == ("/index" if href == routes.OVERVIEW else href)
     return rx.link(
         rx.hstack(rx.icon(icon, size=16), rx.text(label, size="2"), align="center", spacing="2"),
         href=href,

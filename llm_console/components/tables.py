@@ -8,6 +8,8 @@ import reflex as rx
 
 from llm_console.components.widgets import status_badge
 
+WRAP = {"overflow_wrap": "anywhere"}  # long names (emails, key labels) wrap instead of making the table scroll
+
 
 def data_table(rows: Any, columns: list[tuple[str, str]], *, table_id: str = "", link: Any = None) -> rx.Component:
     """`columns` are (row key, header). A "status" key renders as a badge; `link(row)` makes the first cell a link."""
@@ -16,8 +18,8 @@ def data_table(rows: Any, columns: list[tuple[str, str]], *, table_id: str = "",
         if key == "status":
             return rx.table.cell(status_badge(row[key]))
         if first and link is not None:
-            return rx.table.cell(rx.link(row[key], href=link(row)))
-        return rx.table.cell(row[key])
+            return rx.table.cell(rx.link(row[key], href=link(row)), style=WRAP)
+        return rx.table.cell(row[key], style=WRAP if first else {})
 
     return rx.box(
         rx.table.root(

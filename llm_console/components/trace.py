@@ -25,6 +25,7 @@ def message(m: Any) -> rx.Component:
             m["role"],
             variant="soft",
             color_scheme=rx.match(m["role"], ("user", "blue"), ("assistant", "green"), "gray"),
+            high_contrast=True,
         ),
         rx.box(rx.markdown(m["content"], use_raw=False), class_name="message-body", padding_top="4px"),
         padding="8px 10px",

@@ -1,17 +1,28 @@
-"""One real console (`llm-console run`, prod build) per session, in front of the simulator; Debian Chromium."""
+"""One real console (`llm-console run`, prod build) per session, in front of the simulator; Debian Chromium.
+
+Before the console starts, its database gets eight days of seeded history (so the dashboards have figures
+to change) and two aliases of its own: `e2e-model` on the simulator and `e2e-down` on a closed port, whose
+calls fail (connection refused, then an open circuit).
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import cli_env, free_port, missing_service, run_cli, spawn, stop, wait_http
 
 CHROMIUM = Path("/usr/bin/chromium")
+MODEL = "e2e-model"
+DOWN_MODEL = "e2e-down"
+SEEDED_REQUESTS = 5000
+SEEDED_DAYS = 8
 ADMIN_EMAIL = "admin@localhost"
 ADMIN_PASSWORD = "e2e-admin-password"
 CHROMIUM_ARGS = [
@@ -37,7 +48,7 @@ class Console:
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     data_dir = tmp_path_factory.mktemp("console")
-    sim_port, port = free_port(), free_port()
+    sim_port, port, closed_port = free_port(), free_port(), free_port()
     env = cli_env(data_dir, LLMC_ADMIN_PASSWORD=ADMIN_PASSWORD, LLMC_LOG_FLUSH_INTERVAL_S="0.2")
     sim = spawn(
         [sys.executable, "-m", "llm_console.simulator", "--port", str(sim_port), "--ttft-ms", "20", "--tps", "500"],
@@ -47,16 +58,13 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     proc = None
     try:
         wait_http(f"http://127.0.0.1:{sim_port}/health", 30, sim)
+        sim_url, down_url = f"http://127.0.0.1:{sim_port}/v1", f"http://127.0.0.1:{closed_port}/v1"
         for args in (
             ["migrate"],
-            [
-                "add-deployment",
-                "e2e-model",
-                f"http://127.0.0.1:{sim_port}/v1",
-                "--model",
-                "llama-3.1-8b-instruct",
-                "--allow-private",
-            ],
+            ["seed", "--count", str(SEEDED_REQUESTS), "--days", str(SEEDED_DAYS)],
+            ["add-deployment", MODEL, sim_url, "--model", "llama-3.1-8b-instruct", "--allow-private"],
+            ["add-deployment", DOWN_MODEL, down_url, "--allow-private"],
+            ["route", DOWN_MODEL, "--retries", "1", "--backoff-ms", "10", "--connect-timeout", "1"],
         ):
             done = run_cli(env, *args)
             assert done.returncode == 0, done.stderr
@@ -86,3 +94,38 @@ def browser() -> Iterator[object]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def sign_in(context: BrowserContext, console: Console) -> None:
+    """Sign in through the login form; the httpOnly session cookie then serves every page of `context`."""
+    page = context.new_page()
+    page.goto(f"{console.url}/login")
+    page.fill("#email", ADMIN_EMAIL)
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"^[^?]*://[^/]+/?$"), timeout=30_000)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def admin(browser: Browser, console: Console) -> Iterator[BrowserContext]:
+    """One signed-in browser context per module (desktop size, so the sidebar shows); tests open pages in it."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(30_000)
+    sign_in(context, console)
+    yield context
+    context.close()
+
+
+def choose(page: Page, trigger: str, option: str) -> None:
+    """Pick `option` in the Radix select whose trigger matches `trigger`, by clicking, as a person would."""
+    page.locator(trigger).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def stat_number(page: Page, label: str) -> float:
+    """A stat card's figure as a number ("4,375", "12.3k", "1.2M", "$3.40", "97.5%")."""
+    text = page.locator(f'[data-stat="{label}"] .stat-value').inner_text().strip()
+    scale = {"k": 1e3, "M": 1e6}.get(text[-1:], 1.0)
+    return float(text.rstrip("kM%").lstrip("$").replace(",", "")) * scale
