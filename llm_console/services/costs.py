@@ -160,7 +160,9 @@ def load_costs(engine: Engine, parsed: ParsedFilters, budget_usd: float, now: da
     breakdowns = {
         dim: [
             Named(directory.name(dim, v), v, t)
-            for v, t in usage.breakdown(engine, f.start, f.end, dim, order_by="cost_usd", limit=TOP, grain=grain)
+            for v, t in usage.breakdown(
+                engine, f.start, f.end, dim, order_by="cost_usd", limit=TOP, grain=grain, hist=False
+            )
         ]
         for dim, _ in DIMENSIONS
     }

@@ -60,7 +60,7 @@ def load_usage(engine: Engine, parsed: ParsedFilters, now: datetime | None = Non
     names = [v for v, _ in by_model[:TOP_MODELS]]
     per_value: dict[datetime, list[int]] = {}
     if f.alias is None:
-        for p in usage.series(engine, f.start, f.end, grain, dim="alias", per_value=True):
+        for p in usage.series(engine, f.start, f.end, grain, dim="alias", per_value=True, hist=False):
             row = per_value.setdefault(p.bucket, [0] * (len(names) + 1))
             slot = names.index(p.value) if p.value in names else len(names)
             row[slot] += p.totals.requests

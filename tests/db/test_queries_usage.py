@@ -330,3 +330,25 @@ def test_results_are_utc(db: Engine) -> None:
     write(db, rec(at(4, 10, 1)))
     (point,) = series(db, H10, H11, "m")
     assert point.bucket.utcoffset() == timedelta(0) and point.bucket == at(4, 10, 1).astimezone(UTC)
+
+
+def test_long_ranges_read_whole_days_from_day_rows_and_the_edges_from_hours(db: Engine) -> None:
+    """3 days 13:30 .. 8 days 09:10: hours 13:00-24:00 on the 3rd, days 4-7, hours 00:00-10:00 on the 8th."""
+    inside = [
+        rec(at(3, 13, 45), cost=1.0, latency=40, key_id=1),  # the first (partial) day, from hour rows
+        rec(at(5, 2), cost=2.0, latency=300, key_id=1),  # whole days, from day rows
+        rec(at(6, 23, 59, 59), cost=4.0, latency=3000, key_id=2),
+        rec(at(8, 9, 5), cost=8.0, latency=40, key_id=2),  # the last (partial) day, from hour rows
+    ]
+    outside = [rec(at(3, 12, 59, 59), cost=100.0, key_id=1), rec(at(8, 10, 0), cost=200.0, key_id=2)]
+    write(db, *inside, *outside)
+    start, end = at(3, 13, 30), at(8, 9, 10)
+    t = totals(db, start, end)
+    assert (t.requests, t.cost_usd) == (4, 15.0)
+    assert sum(t.lat_hist) == 4 and t.lat_hist[4] == 2  # 40 ms twice in the 35-50 ms bucket
+    assert [(v, x.requests, x.cost_usd) for v, x in breakdown(db, start, end, "key")] == [("2", 2, 12.0), ("1", 2, 3.0)]
+    hourly = series(db, start, end, "h")  # a series never mixes grains
+    assert sum(p.totals.requests for p in hourly) == 4 and all(p.bucket.minute == 0 for p in hourly)
+    no_hist = breakdown(db, start, end, "key", hist=False)
+    assert [(v, x.cost_usd) for v, x in no_hist] == [("2", 12.0), ("1", 3.0)]
+    assert all(sum(x.lat_hist) == 0 for _, x in no_hist)

