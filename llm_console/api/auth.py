@@ -18,13 +18,12 @@ from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
 from llm_console.auth.cookies import session_token
+from llm_console.auth.roles import has_role_name
 from llm_console.gateway.errors import GatewayError
 from llm_console.services.keys import find_by_hash, hash_key, looks_like_key
 from llm_console.services.sessions import SessionUser
-from llm_console.services.users import ROLES
 
 ANALYTICS_SCOPE = "analytics"
-ROLE_RANK = {role: len(ROLES) - 1 - i for i, role in enumerate(ROLES)}  # viewer 0 ... admin 3
 KEY_TTL_S = 5.0
 NEGATIVE_TTL_S = 2.0
 MAX_ENTRIES = 10_000
@@ -43,7 +42,7 @@ class Principal:
     role: str
 
     def at_least(self, role: str) -> bool:
-        return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+        return has_role_name(self.role, role)
 
 
 @dataclass(frozen=True, slots=True)
