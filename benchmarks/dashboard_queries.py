@@ -39,7 +39,12 @@ from llm_console.db.queries.names import load_directory
 from llm_console.db.queries.spend import spend_by_entity
 from llm_console.demo.seed import seed
 from llm_console.services import usage as overview
-from llm_console.services.filters import parse_filters
+from llm_console.services.costs import load_costs
+from llm_console.services.embeddings import load_embeddings
+from llm_console.services.filters import ParsedFilters, parse_filters
+from llm_console.services.logs_page import load_logs
+from llm_console.services.performance import load_usage
+from llm_console.services.spend import load_spend, parse_spend_query
 
 DASHBOARD_MS = 150.0  # the issue: Overview and Usage queries, P95
 LOGS_MS = 100.0  # the issue: a logs page with one or two filters, P95
@@ -102,10 +107,13 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
     directory = load_directory(engine)
     users = [v for v, _ in usage.breakdown(engine, week, now, "user", order_by="requests", limit=1000) if v]
 
-    def filters(**params: str) -> RequestFilters:
+    def parsed_filters(**params: str) -> ParsedFilters:
         parsed = parse_filters({"range": "24h", **params}, now)
         assert not parsed.errors, parsed.errors
-        return parsed.filters
+        return parsed
+
+    def filters(**params: str) -> RequestFilters:
+        return parsed_filters(**params).filters
 
     def alias_percentiles() -> object:
         rows = usage.breakdown(engine, week, now, "alias", order_by="requests")
@@ -122,6 +130,41 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
     cost_grain = usage.choose_grain(month, now, "user")
     embed_grain = usage.choose_grain(week, now, "embed_dims")
     o, u, lg, c = "Overview", "Usage", "Logs", "Costs"
+    pages = [
+        Query(
+            u, "load_usage 24h (whole page, hourly)", lambda: load_usage(engine, parsed_filters(), now), DASHBOARD_MS
+        ),
+        Query(
+            u,
+            "load_usage 24h per minute (whole page)",
+            lambda: load_usage(engine, parsed_filters(res="minute"), now),
+            DASHBOARD_MS,
+        ),
+        Query(
+            u, "load_usage 7d (whole page)", lambda: load_usage(engine, parsed_filters(range="7d"), now), DASHBOARD_MS
+        ),
+        Query(
+            lg,
+            "load_logs model + status (whole page)",
+            lambda: load_logs(
+                engine, parsed_filters(model="gpt-4o", status="error"), cursor=None, request_id=request_id
+            ),
+            LOGS_MS,
+        ),
+        Query(
+            c,
+            "load_costs 30d (whole page)",
+            lambda: load_costs(engine, parsed_filters(range="30d"), 1000.0, now),
+            DASHBOARD_MS,
+        ),
+        Query(
+            "Embeddings",
+            "load_embeddings 7d (whole page)",
+            lambda: load_embeddings(engine, parsed_filters(range="7d"), now),
+            DASHBOARD_MS,
+        ),
+        Query("Spend", "load_spend (whole page)", lambda: load_spend(engine, parse_spend_query({}), now), DASHBOARD_MS),
+    ]
     qs = [
         Query(o, "load_overview (whole page)", lambda: overview.load_overview(engine, now), DASHBOARD_MS),
         Query(o, "load_directory", lambda: load_directory(engine), DASHBOARD_MS),
@@ -138,8 +181,9 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
         Query(o, "latest 15", lambda: logs.latest(engine, limit=15), DASHBOARD_MS),
         Query(u, "totals 24h", lambda: usage.totals(engine, day, now), DASHBOARD_MS),
         Query(u, "totals 7d", lambda: usage.totals(engine, week, now), DASHBOARD_MS),
-        Query(u, "series per minute 24h by alias", lambda: usage.series(engine, day, now, "m", dim="alias",
-              per_value=True), DASHBOARD_MS),
+        Query(u, "minute counts 24h by alias (chart)",
+            lambda: usage.counter_by_value(engine, day, now, "m", "alias"),
+            DASHBOARD_MS),
         Query(u, "series per hour 7d", lambda: usage.series(engine, week, now, "h"), DASHBOARD_MS),
         Query(u, "breakdown by alias 7d + percentiles", alias_percentiles, DASHBOARD_MS),
         Query(u, "slow_requests 24h", lambda: logs.slow_requests(engine, filters()), DASHBOARD_MS),
@@ -156,7 +200,7 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
         Query(lg, "get_request (detail + spans)", lambda: logs.get_request(engine, request_id), LOGS_MS),
         *[
             Query(c, f"breakdown by {dim} 30d", lambda dim=dim: usage.breakdown(engine, month, now, dim,  # type: ignore[misc]
-                  order_by="cost_usd", limit=10, grain=cost_grain), DASHBOARD_MS)
+                  order_by="cost_usd", limit=10, grain=cost_grain, hist=False), DASHBOARD_MS)
             for dim in ("key", "user", "team", "endpoint")
         ],
         Query(c, "daily series 30d", lambda: usage.daily_cost(engine, month, now), DASHBOARD_MS),
@@ -166,7 +210,7 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
         Query("Embeddings", "breakdown endpoint_alias 7d", lambda: usage.breakdown(engine, week, now,
               "endpoint_alias", order_by="requests", limit=200, grain=embed_grain), DASHBOARD_MS),
     ]  # fmt: skip
-    return qs + raw_scans(engine, now)
+    return qs + pages + raw_scans(engine, now)
 
 
 def raw_scans(engine: Engine, now: datetime) -> list[Query]:

@@ -60,10 +60,9 @@ def load_usage(engine: Engine, parsed: ParsedFilters, now: datetime | None = Non
     names = [v for v, _ in by_model[:TOP_MODELS]]
     per_value: dict[datetime, list[int]] = {}
     if f.alias is None:
-        for p in usage.series(engine, f.start, f.end, grain, dim="alias", per_value=True, hist=False):
-            row = per_value.setdefault(p.bucket, [0] * (len(names) + 1))
-            slot = names.index(p.value) if p.value in names else len(names)
-            row[slot] += p.totals.requests
+        for bucket, alias, requests in usage.counter_by_value(engine, f.start, f.end, grain, "alias"):
+            row = per_value.setdefault(bucket, [0] * (len(names) + 1))
+            row[names.index(alias) if alias in names else len(names)] += int(requests)
     else:
         per_value = {b.start: [b.totals.requests, 0] for b in series}
     model_series = [(b.start, per_value.get(b.start, [0] * (len(names) + 1))) for b in series]

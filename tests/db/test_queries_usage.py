@@ -9,7 +9,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from llm_console.db.queries.usage import aligned, breakdown, bucket_starts, choose_grain, daily_cost, series, totals
+from llm_console.db.queries.usage import (
+    aligned,
+    breakdown,
+    bucket_starts,
+    choose_grain,
+    counter_by_value,
+    daily_cost,
+    series,
+    totals,
+)
 from llm_console.db.rollups import N_BUCKETS
 from tests.db.seeding import at, backends_fixture, db_fixture, rec, scalar, write  # noqa: F401
 
@@ -352,3 +361,20 @@ def test_long_ranges_read_whole_days_from_day_rows_and_the_edges_from_hours(db: 
     no_hist = breakdown(db, start, end, "key", hist=False)
     assert [(v, x.cost_usd) for v, x in no_hist] == [("2", 12.0), ("1", 3.0)]
     assert all(sum(x.lat_hist) == 0 for _, x in no_hist)
+
+
+def test_counter_by_value_reads_rollup_rows_as_they_are(db: Engine) -> None:
+    write(
+        db,
+        rec(at(4, 10, 1, 5), alias="a"),
+        rec(at(4, 10, 1, 50), alias="a"),
+        rec(at(4, 10, 2), alias="b", cost=0.5),
+        rec(at(4, 11, 0), alias="a"),  # outside [10:00, 11:00)
+    )
+    rows = sorted(counter_by_value(db, H10, H11, "m", "alias"))
+    assert rows == [(at(4, 10, 1), "a", 2), (at(4, 10, 2), "b", 1)]
+    assert sorted(counter_by_value(db, H10, H11, "h", "alias", "cost_usd")) == [(H10, "a", 0.0), (H10, "b", 0.5)]
+    with pytest.raises(ValueError):
+        counter_by_value(db, H10, H11, "m", "key")  # keys have no minute rows
+    with pytest.raises(ValueError):
+        counter_by_value(db, H10, H11, "h", "alias", "lat_00; DROP TABLE requests")
