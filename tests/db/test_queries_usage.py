@@ -378,3 +378,23 @@ def test_counter_by_value_reads_rollup_rows_as_they_are(db: Engine) -> None:
         counter_by_value(db, H10, H11, "m", "key")  # keys have no minute rows
     with pytest.raises(ValueError):
         counter_by_value(db, H10, H11, "h", "alias", "lat_00; DROP TABLE requests")
+
+
+def test_minute_ranges_read_whole_hours_from_hour_rows_and_the_edges_from_minutes(db: Engine) -> None:
+    """10:30 .. 14:20 at minute grain: minutes 10:30-11:00, hours 11-14, minutes 14:00-14:20."""
+    inside = [
+        rec(at(4, 10, 30), cost=1.0, latency=40),
+        rec(at(4, 12, 15), cost=2.0, latency=300),
+        rec(at(4, 13, 59, 59), cost=4.0, latency=3000, alias="other"),
+        rec(at(4, 14, 19, 59), cost=8.0, latency=40),
+    ]
+    write(db, *inside, rec(at(4, 10, 29, 59), cost=100.0), rec(at(4, 14, 20), cost=200.0))
+    start, end = at(4, 10, 30), at(4, 14, 20)
+    assert choose_grain(start, end) == "m"
+    t = totals(db, start, end)
+    assert (t.requests, t.cost_usd, sum(t.lat_hist), t.lat_hist[4]) == (4, 15.0, 4, 2)
+    assert [(v, x.requests, x.cost_usd) for v, x in breakdown(db, start, end, "alias")] == [
+        ("gpt", 3, 11.0),
+        ("other", 1, 4.0),
+    ]
+    assert sum(p.totals.requests for p in series(db, start, end, "m")) == 4

@@ -121,26 +121,33 @@ def aligned(start: datetime, end: datetime, grain: str) -> tuple[datetime, datet
     return start, end_bucket if end_bucket == end else end_bucket + step
 
 
+COARSER = {"m": "h", "h": "d"}
+
+
 def _base(
-    grain: str, dim: str, start: datetime, end: datetime, value: str | None, *, days: bool = False
+    grain: str, dim: str, start: datetime, end: datetime, value: str | None, *, coarse: bool = False
 ) -> list[ColumnElement[bool]]:
     """Rows of `dim` covering [start, end) at `grain`.
 
-    With `days` (for sums over the range, never for series), an hourly range spanning whole UTC days reads
-    those days from day rows and only the partial days at its ends from hour rows: the same figures (a day
-    row is the sum of its hour rows, written in the same transaction) from up to 24 times fewer rows.
+    With `coarse` (for sums over the range, never for series), the whole hours (or days) inside a range of
+    minutes (or hours) are read from the coarser rows and only the partial ones at its ends at `grain`:
+    the same figures (a coarser row is the sum of its finer rows, written in the same transaction) from up
+    to 60 (or 24) times fewer rows.
     """
     lo, hi = aligned(start, end, grain)
     where: list[ColumnElement[bool]] = [T.c.dim == dim]
-    first_day = truncate(lo, "d")
-    first_day += timedelta(days=1) if first_day < lo else timedelta(0)
-    last_day = truncate(hi, "d")
-    if days and grain == "h" and last_day - first_day >= timedelta(days=2):
+    outer = COARSER.get(grain, "")
+    inner_lo = inner_hi = lo
+    if coarse and outer and dim in DIMS_BY_GRAIN[outer]:
+        inner_lo = truncate(lo, outer)
+        inner_lo += timedelta(seconds=GRAIN_SECONDS[outer]) if inner_lo < lo else timedelta(0)
+        inner_hi = truncate(hi, outer)
+    if inner_hi - inner_lo >= timedelta(seconds=2 * GRAIN_SECONDS[outer or "d"]):
         where.append(
             or_(
-                and_(T.c.grain == "h", T.c.bucket >= lo, T.c.bucket < first_day),
-                and_(T.c.grain == "d", T.c.bucket >= first_day, T.c.bucket < last_day),
-                and_(T.c.grain == "h", T.c.bucket >= last_day, T.c.bucket < hi),
+                and_(T.c.grain == grain, T.c.bucket >= lo, T.c.bucket < inner_lo),
+                and_(T.c.grain == outer, T.c.bucket >= inner_lo, T.c.bucket < inner_hi),
+                and_(T.c.grain == grain, T.c.bucket >= inner_hi, T.c.bucket < hi),
             )
         )
     else:
@@ -155,7 +162,7 @@ def totals(
 ) -> Totals:
     """Every counter summed over [start, end) (widened to whole buckets), for one value of `dim` or all."""
     grain = grain or choose_grain(start, end, dim)
-    stmt: Select[Any] = select(*_SUMS).where(*_base(grain, dim, start, end, value, days=True))
+    stmt: Select[Any] = select(*_SUMS).where(*_base(grain, dim, start, end, value, coarse=True))
     with engine.connect() as conn:
         return _totals(conn.execute(stmt).one())
 
@@ -180,7 +187,7 @@ def breakdown(
     grain = grain or choose_grain(start, end, dim)
     if order_by not in SCALAR_COLS:
         raise ValueError(f"cannot order by {order_by!r}")
-    where = _base(grain, dim, start, end, None, days=True)
+    where = _base(grain, dim, start, end, None, coarse=True)
     if values is not None:
         where.append(T.c.value.in_(values))
     if value_prefix:
