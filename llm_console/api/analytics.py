@@ -7,7 +7,6 @@ range and at most one dimension filter; `params.rollup_filter` says so in a 400 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from llm_console.db.queries.usage import Totals, aligned, breakdown, bucket_star
 from llm_console.db.rollups import DIMS_BY_GRAIN, truncate
 from llm_console.gateway.errors import bad_request
 from llm_console.services.filters import MAX_POINTS
+from llm_console.services.usage import provider_totals
 
 GRAIN_NAMES = {"m": "minute", "h": "hour", "d": "day"}
 TOP_SERIES = 10
@@ -45,7 +45,6 @@ BREAKDOWN_DIMS = {
     "team": "team",
     "provider": "provider",
 }
-MAX_DEPLOYMENTS = 100_000
 
 
 def window(f: RequestFilters, grain: str, dim: tuple[str, str] | None) -> dict[str, Any]:
@@ -130,24 +129,11 @@ async def by_model(api: Api, request: Request, _principal: Principal) -> Respons
     return json_response({**window(f, grain, dim), "data": [{"model": a, **totals_json(t)} for a, t in rows]})
 
 
-def add_totals(a: Totals, b: Totals) -> Totals:
-    """Counters and histograms summed (they are all additive)."""
-    values: dict[str, Any] = {}
-    for fld in fields(Totals):
-        x, y = getattr(a, fld.name), getattr(b, fld.name)
-        values[fld.name] = tuple(i + j for i, j in zip(x, y, strict=True)) if isinstance(x, tuple) else x + y
-    return Totals(**values)
-
-
 def _provider_rows(
     engine: Engine, f: RequestFilters, grain: str, order: str, limit: int
 ) -> tuple[list[tuple[str, Totals]], Directory]:
-    """Per-deployment rollups regrouped by the deployment's provider (providers are not a rollup dimension)."""
     names = load_directory(engine)
-    grouped: dict[str, Totals] = {}
-    for value, t in breakdown(engine, f.start, f.end, "deployment", limit=MAX_DEPLOYMENTS, grain=grain):
-        provider = names.deployment_provider.get(int(value), "(deleted)") if value.isdigit() else "(none)"
-        grouped[provider] = add_totals(grouped[provider], t) if provider in grouped else t
+    grouped = provider_totals(engine, f.start, f.end, names, grain=grain)
     ranked = sorted(grouped.items(), key=lambda kv: (-getattr(kv[1], order), kv[0]))
     return ranked[:limit], names
 

@@ -55,31 +55,28 @@ def per_minute(engine: Engine, now: datetime, minutes: int = 60) -> list[MinuteP
     ]
 
 
-def providers(engine: Engine, start: datetime, end: datetime, directory: Directory) -> list[Named]:
-    """Requests and cost per provider, summed over that provider's deployments."""
+ALL_DEPLOYMENTS = 100_000  # a breakdown limit no installation reaches
+
+
+def provider_totals(
+    engine: Engine, start: datetime, end: datetime, directory: Directory, *, grain: str = ""
+) -> dict[str, Totals]:
+    """Totals per provider, summed over its deployments (providers are not a rollup dimension).
+
+    Traffic that reached no deployment counts under "(none)"; that of since-deleted deployments under
+    "(deleted)".
+    """
     merged: dict[str, Totals] = {}
-    for value, t in usage.breakdown(engine, start, end, "deployment", limit=1000):
-        name = directory.deployment_provider.get(int(value), "(none)") if value.isdigit() else "(none)"
-        merged[name] = add(merged[name], t) if name in merged else t
+    for value, t in usage.breakdown(engine, start, end, "deployment", limit=ALL_DEPLOYMENTS, grain=grain):
+        name = directory.deployment_provider.get(int(value), "(deleted)") if value.isdigit() else "(none)"
+        merged[name] = merged[name] + t if name in merged else t
+    return merged
+
+
+def providers(engine: Engine, start: datetime, end: datetime, directory: Directory) -> list[Named]:
+    """Requests and cost per provider, most cost first."""
+    merged = provider_totals(engine, start, end, directory)
     return sorted((Named(k, k, v) for k, v in merged.items()), key=lambda n: -n.totals.cost_usd)
-
-
-def add(a: Totals, b: Totals) -> Totals:
-    """Two totals summed field by field (histograms too)."""
-    return Totals(
-        requests=a.requests + b.requests,
-        errors=a.errors + b.errors,
-        stream_requests=a.stream_requests + b.stream_requests,
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-        cached_tokens=a.cached_tokens + b.cached_tokens,
-        cost_usd=a.cost_usd + b.cost_usd,
-        latency_ms_sum=a.latency_ms_sum + b.latency_ms_sum,
-        ttfb_ms_sum=a.ttfb_ms_sum + b.ttfb_ms_sum,
-        ttfb_count=a.ttfb_count + b.ttfb_count,
-        lat_hist=tuple(x + y for x, y in zip(a.lat_hist, b.lat_hist, strict=True)),
-        ttfb_hist=tuple(x + y for x, y in zip(a.ttfb_hist, b.ttfb_hist, strict=True)),
-    )
 
 
 def top(engine: Engine, dim: str, start: datetime, end: datetime, directory: Directory, n: int = 5) -> list[Named]:

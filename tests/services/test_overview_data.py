@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from llm_console.db.queries.names import load_directory
 from llm_console.db.queries.usage import Totals, totals
-from llm_console.services.usage import OverviewData, add, load_overview, per_minute, providers
+from llm_console.services.usage import OverviewData, load_overview, per_minute, providers
 from tests.db.seeding import (  # noqa: F401
     add_rows,
     at,
@@ -62,7 +62,8 @@ def test_providers_merge_their_deployments(overview: OverviewData) -> None:
     assert got == [
         ("azure-eu", 2, 1, 6.0),  # deployment 3: r3 + r5
         ("openai-main", 5, 1, 1.890625),  # deployment 1: r1 r4 r9 (1.375), deployment 2: r2 r12 (0.515625)
-        ("(none)", 2, 0, 0.09375),  # no deployment (r10) and the deleted deployment 99 (r11)
+        ("(none)", 1, 0, 0.0625),  # no deployment (r10)
+        ("(deleted)", 1, 0, 0.03125),  # the deleted deployment 99 (r11)
     ]
     assert [p.value for p in overview.providers] == [p.label for p in overview.providers]
 
@@ -126,11 +127,11 @@ def test_per_minute_window_and_providers_directly(db: Engine) -> None:
     assert [(p.label, p.totals.requests) for p in got] == [("openai-main", 3)]
 
 
-def test_add_sums_every_field(db: Engine) -> None:
+def test_totals_add_up_every_field(db: Engine) -> None:
     write(db, rec(at(4, 10, 1), latency=40, ttfb=12, cost=0.5, prompt=3, stream=True))
     write(db, rec(at(4, 11, 1), latency=300, cost=0.25, completion=4, cached=1, status="error"))
     a, b = totals(db, at(4, 10), at(4, 11)), totals(db, at(4, 11), at(4, 12))
-    s = add(a, b)
+    s = a + b
     assert s == totals(db, at(4, 10), at(4, 12))
     assert (s.requests, s.errors, s.stream_requests) == (2, 1, 1)
     assert (s.prompt_tokens, s.completion_tokens, s.cached_tokens) == (3, 4, 1)

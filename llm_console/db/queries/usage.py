@@ -66,6 +66,23 @@ class Totals:
     def cost_per_request(self) -> float:
         return self.cost_usd / self.requests if self.requests else 0.0
 
+    def __add__(self, other: Totals) -> Totals:
+        """Every counter and histogram slot summed (all of them are additive)."""
+        return Totals(
+            self.requests + other.requests,
+            self.errors + other.errors,
+            self.stream_requests + other.stream_requests,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.cost_usd + other.cost_usd,
+            self.latency_ms_sum + other.latency_ms_sum,
+            self.ttfb_ms_sum + other.ttfb_ms_sum,
+            self.ttfb_count + other.ttfb_count,
+            tuple(x + y for x, y in zip(self.lat_hist, other.lat_hist, strict=True)),
+            tuple(x + y for x, y in zip(self.ttfb_hist, other.ttfb_hist, strict=True)),
+        )
+
     def latency_p(self, q: float) -> float:
         return percentile(self.lat_hist, q)
 
