@@ -27,13 +27,12 @@ class SpendState(DashboardMixin, rx.State):
     pages: int = 1
 
     def _parse(self) -> ParsedFilters:
-        """No time range here: the page's own parameters travel to `_load` in the filters' `extra`."""
+        """No time range here: the page's own parameters (status, q, page) are the accepted `params`."""
         query = parse_spend_query(self._params())
-        base = parse_filters({})
-        return replace(base, errors=query.errors, filters=replace(base.filters, extra=query.params()))
+        return replace(parse_filters({}), errors=query.errors, params=query.params())
 
     def _load(self, parsed: ParsedFilters) -> SpendView:
-        return spend_view(load_spend(get_context().engine, parse_spend_query(parsed.filters.extra)))
+        return spend_view(load_spend(get_context().engine, parse_spend_query(parsed.params)))
 
     def _apply(self, result: Any) -> None:
         view: SpendView = result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 STATUSES = ("ok", "error", "incomplete")
@@ -33,25 +33,13 @@ class RequestFilters:
     min_latency_ms: float | None = None
     min_cost_usd: float | None = None
     search: str | None = None
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", utc(self.start))
         object.__setattr__(self, "end", utc(self.end))
 
-    def with_range(self, start: datetime, end: datetime) -> RequestFilters:
-        return replace(self, start=start, end=end)
-
-    def dimension(self) -> tuple[str, str] | None:
-        """The one rollup dimension these filters narrow to, for aggregate figures.
-
-        Rollups are kept per single dimension, so aggregates can honour one of alias, endpoint,
-        deployment, key, user, team or stream; `dimension_count()` tells callers when more were asked.
-        """
-        dims = self.dimensions()
-        return dims[0] if dims else None
-
     def dimensions(self) -> list[tuple[str, str]]:
+        """The rollup (dimension, value) pairs these filters narrow to; aggregates can honour one at most."""
         out: list[tuple[str, str]] = []
         if self.alias is not None:
             out.append(("alias", self.alias))
