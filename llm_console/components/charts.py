@@ -19,8 +19,8 @@ def _axes(x_key: str) -> list[rx.Component]:
     ]
 
 
-def stacked_bars(data: Any, x_key: str, series: list[tuple[str, str, str]], height: int = 260) -> rx.Component:
-    """Bars stacked per x; `series` is (data key, label, colour)."""
+def stacked_bars(data: Any, x_key: str, series: list[tuple[str, Any, str]], height: int = 260) -> rx.Component:
+    """Bars stacked per x; `series` is (data key, label, colour); a label may be a Var."""
     return rx.recharts.bar_chart(
         *[
             rx.recharts.bar(data_key=key, stack_id="a", fill=rx.color(color, 9), name=name, is_animation_active=False)
@@ -35,22 +35,8 @@ def stacked_bars(data: Any, x_key: str, series: list[tuple[str, str, str]], heig
 
 def named_stacked_bars(data: Any, x_key: str, names: Any, slots: int, height: int = 260) -> rx.Component:
     """Bars stacked per x with series `s0..s{slots-1}` named by the Var list `names` (top models + other)."""
-    return rx.recharts.bar_chart(
-        *[
-            rx.recharts.bar(
-                data_key=f"s{i}",
-                stack_id="a",
-                fill=rx.color(SERIES_COLORS[i % len(SERIES_COLORS)], 9),
-                name=names[i].to(str),
-                is_animation_active=False,
-            )
-            for i in range(slots)
-        ],
-        *_axes(x_key),
-        data=data,
-        height=height,
-        width="100%",
-    )
+    series = [(f"s{i}", names[i].to(str), SERIES_COLORS[i % len(SERIES_COLORS)]) for i in range(slots)]
+    return stacked_bars(data, x_key, series, height)
 
 
 def lines(data: Any, x_key: str, series: list[tuple[str, str, str]], height: int = 240) -> rx.Component:

@@ -19,23 +19,6 @@ def stat_card(card: rx.Var) -> rx.Component:
     )
 
 
-def requests_chart(data: rx.Var) -> rx.Component:
-    return rx.recharts.bar_chart(
-        rx.recharts.bar(data_key="ok", stack_id="a", fill=rx.color("accent", 9), name="OK", is_animation_active=False),
-        rx.recharts.bar(
-            data_key="errors", stack_id="a", fill=rx.color("red", 9), name="Errors", is_animation_active=False
-        ),
-        rx.recharts.x_axis(data_key="minute", min_tick_gap=24),
-        rx.recharts.y_axis(allow_decimals=False, width=40),
-        rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
-        rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(),
-        data=data,
-        height=260,
-        width="100%",
-    )
-
-
 def status_badge(status: rx.Var) -> rx.Component:
     return rx.badge(
         status,

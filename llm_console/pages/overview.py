@@ -5,37 +5,27 @@ from __future__ import annotations
 import reflex as rx
 
 from llm_console import routes
+from llm_console.components.charts import stacked_bars
 from llm_console.components.filters import export_buttons
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
-from llm_console.components.widgets import requests_chart, stat_card, status_badge
+from llm_console.components.widgets import stat_card
 from llm_console.state.overview import OverviewState
 
-COLUMNS = ["Time", "Model", "Status", "Code", "Mode", "Tokens", "Cost", "Latency"]
+COLUMNS = [
+    ("time", "Time"),
+    ("model", "Model"),
+    ("status", "Status"),
+    ("code", "Code"),
+    ("mode", "Mode"),
+    ("tokens", "Tokens"),
+    ("cost", "Cost"),
+    ("latency", "Latency"),
+]
 
 
 def latest_table() -> rx.Component:
-    return rx.table.root(
-        rx.table.header(rx.table.row(*[rx.table.column_header_cell(c) for c in COLUMNS])),
-        rx.table.body(
-            rx.foreach(
-                OverviewState.latest,
-                lambda r: rx.table.row(
-                    rx.table.cell(rx.link(r["time"], href=f"{routes.LOGS}?id=" + r["id"].to(str))),
-                    rx.table.cell(r["model"]),
-                    rx.table.cell(status_badge(r["status"])),
-                    rx.table.cell(r["code"]),
-                    rx.table.cell(r["mode"]),
-                    rx.table.cell(r["tokens"]),
-                    rx.table.cell(r["cost"]),
-                    rx.table.cell(r["latency"]),
-                ),
-            )
-        ),
-        variant="surface",
-        size="1",
-        width="100%",
-    )
+    return data_table(OverviewState.latest, COLUMNS, link=lambda r: f"{routes.LOGS}?id=" + r["id"].to(str))
 
 
 def ranked(title: str, rows: rx.Var, table_id: str) -> rx.Component:
@@ -76,7 +66,7 @@ def overview() -> rx.Component:
                     rx.text("updated ", OverviewState.as_of, size="1", color=rx.color("gray", 11)),
                     width="100%",
                 ),
-                requests_chart(OverviewState.chart),
+                stacked_bars(OverviewState.chart, "minute", [("ok", "OK", "accent"), ("errors", "Errors", "red")]),
                 width="100%",
             ),
             width="100%",
@@ -94,7 +84,7 @@ def overview() -> rx.Component:
                 rx.heading("Recent activity", size="3", as_="h2"),
                 rx.cond(
                     OverviewState.latest.length() > 0,
-                    rx.box(latest_table(), overflow_x="auto", width="100%"),
+                    latest_table(),
                     rx.text(
                         "No requests yet. Point an OpenAI SDK at this server's /v1 with a virtual key.",
                         color=rx.color("gray", 11),
