@@ -6,6 +6,8 @@ from typing import Any
 
 import reflex as rx
 
+from llm_console.components.widgets import section
+
 SERIES_COLORS = ["indigo", "cyan", "amber", "grass", "crimson", "violet", "gray"]
 
 
@@ -80,19 +82,5 @@ def areas(data: Any, x_key: str, series: list[tuple[str, str, str]], height: int
     )
 
 
-def chart_card(title: str, chart: rx.Component, *, note: Any = None, chart_id: str = "") -> rx.Component:
-    return rx.card(
-        rx.vstack(
-            rx.hstack(
-                rx.heading(title, size="3", as_="h2"),
-                rx.spacer(),
-                rx.cond(note is not None, rx.text(note, size="1", color=rx.color("gray", 11)), rx.fragment())
-                if note is not None
-                else rx.fragment(),
-                width="100%",
-            ),
-            rx.box(chart, width="100%", id=chart_id or None, class_name="chart"),
-            width="100%",
-        ),
-        width="100%",
-    )
+def chart_card(title: str, chart: rx.Component, *, chart_id: str = "") -> rx.Component:
+    return section(title, rx.box(chart, width="100%", id=chart_id or None, class_name="chart"))

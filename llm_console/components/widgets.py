@@ -26,3 +26,8 @@ def status_badge(status: rx.Var) -> rx.Component:
         variant="soft",
         high_contrast=True,
     )
+
+
+def section(title: str, *children: rx.Component, **props: object) -> rx.Component:
+    """A card with an h2 title over its content, the full width of the page."""
+    return rx.card(rx.vstack(rx.heading(title, size="3", as_="h2"), *children, width="100%"), width="100%", **props)

@@ -9,7 +9,7 @@ from llm_console.components.charts import chart_card, stacked_bars
 from llm_console.components.filters import export_buttons, filter_errors, range_picker
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
-from llm_console.components.widgets import stat_card
+from llm_console.components.widgets import section, stat_card
 from llm_console.state.embeddings import EmbeddingsState
 
 MODEL_COLUMNS = [
@@ -30,10 +30,6 @@ LATEST_COLUMNS = [
     ("latency", "Latency"),
     ("key", "Key"),
 ]
-
-
-def section(title: str, body: rx.Component) -> rx.Component:
-    return rx.card(rx.vstack(rx.heading(title, size="3", as_="h2"), body, width="100%"), width="100%")
 
 
 @console_page(routes.EMBEDDINGS, "Embeddings", on_load=[EmbeddingsState.load])

@@ -8,7 +8,7 @@ from llm_console import routes
 from llm_console.components.filters import filter_errors, option_select, range_picker, text_filter
 from llm_console.components.layout import console_page
 from llm_console.components.trace import code_block, detail_facts, message, waterfall
-from llm_console.components.widgets import status_badge
+from llm_console.components.widgets import section, status_badge
 from llm_console.state.logs import LogsState
 
 COLUMNS = ["Time", "Model", "Endpoint", "Status", "Code", "Mode", "Tokens", "Cost", "Latency", "TTFB", "Key", "User"]
@@ -160,14 +160,10 @@ def detail_dialog() -> rx.Component:
 
 
 def retention_card() -> rx.Component:
-    return rx.card(
-        rx.vstack(
-            rx.heading("Data retention", size="3", as_="h2"),
-            rx.text(LogsState.retention["policy"], size="2"),
-            rx.text(LogsState.retention["last"], size="2", color=rx.color("gray", 11), id="retention-last"),
-            spacing="2",
-        ),
-        width="100%",
+    return section(
+        "Data retention",
+        rx.text(LogsState.retention["policy"], size="2"),
+        rx.text(LogsState.retention["last"], size="2", color=rx.color("gray", 11), id="retention-last"),
     )
 
 

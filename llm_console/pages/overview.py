@@ -9,7 +9,7 @@ from llm_console.components.charts import stacked_bars
 from llm_console.components.filters import export_buttons
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
-from llm_console.components.widgets import stat_card
+from llm_console.components.widgets import section, stat_card
 from llm_console.state.overview import OverviewState
 
 COLUMNS = [
@@ -29,17 +29,13 @@ def latest_table() -> rx.Component:
 
 
 def ranked(title: str, rows: rx.Var, table_id: str) -> rx.Component:
-    return rx.card(
-        rx.vstack(
-            rx.heading(title, size="3", as_="h2"),
-            empty_or(
-                rows,
-                data_table(rows, [("label", "Name"), ("requests", "Requests"), ("tokens", "Tokens"), ("cost", "Cost")]),
-                "Nothing yet.",
-            ),
-            width="100%",
+    return section(
+        title,
+        empty_or(
+            rows,
+            data_table(rows, [("label", "Name"), ("requests", "Requests"), ("tokens", "Tokens"), ("cost", "Cost")]),
+            "Nothing yet.",
         ),
-        width="100%",
         id=table_id,
     )
 
@@ -79,20 +75,13 @@ def overview() -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        rx.card(
-            rx.vstack(
-                rx.heading("Recent activity", size="3", as_="h2"),
-                rx.cond(
-                    OverviewState.latest.length() > 0,
-                    latest_table(),
-                    rx.text(
-                        "No requests yet. Point an OpenAI SDK at this server's /v1 with a virtual key.",
-                        color=rx.color("gray", 11),
-                    ),
-                ),
-                width="100%",
+        section(
+            "Recent activity",
+            empty_or(
+                OverviewState.latest,
+                latest_table(),
+                "No requests yet. Point an OpenAI SDK at this server's /v1 with a virtual key.",
             ),
-            width="100%",
         ),
         spacing="4",
         width="100%",

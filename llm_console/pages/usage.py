@@ -9,7 +9,7 @@ from llm_console.components.charts import areas, chart_card, lines, named_stacke
 from llm_console.components.filters import export_buttons, filter_errors, option_select, range_picker
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
-from llm_console.components.widgets import stat_card
+from llm_console.components.widgets import section, stat_card
 from llm_console.state.usage import SLOTS, UsageState
 
 MODEL_COLUMNS = [
@@ -90,48 +90,35 @@ def usage() -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        rx.card(
-            rx.vstack(
-                rx.heading("By model", size="3", as_="h2"),
-                empty_or(UsageState.by_model, data_table(UsageState.by_model, MODEL_COLUMNS), "No traffic in range."),
-                width="100%",
-            ),
-            width="100%",
+        section(
+            "By model",
+            empty_or(UsageState.by_model, data_table(UsageState.by_model, MODEL_COLUMNS), "No traffic in range."),
         ),
         rx.grid(
-            rx.card(
-                rx.vstack(
-                    rx.heading("Streaming vs non-streaming", size="3", as_="h2"),
-                    empty_or(UsageState.stream_split, data_table(UsageState.stream_split, STREAM_COLUMNS), "—"),
-                    width="100%",
-                ),
+            section(
+                "Streaming vs non-streaming",
+                empty_or(UsageState.stream_split, data_table(UsageState.stream_split, STREAM_COLUMNS), "—"),
             ),
-            rx.card(
-                rx.vstack(
-                    rx.heading("Queue depth", size="3", as_="h2"),
-                    rx.text(
-                        "Deployments' own queue depth (vLLM's waiting requests) appears here once the fleet "
-                        "collectors scrape their /metrics.",
-                        size="2",
-                        color=rx.color("gray", 11),
-                    ),
+            section(
+                "Queue depth",
+                rx.text(
+                    "Deployments' own queue depth (vLLM's waiting requests) appears here once the fleet "
+                    "collectors scrape their /metrics.",
+                    size="2",
+                    color=rx.color("gray", 11),
                 ),
             ),
             columns=rx.breakpoints(initial="1", md="2"),
             spacing="3",
             width="100%",
         ),
-        rx.card(
-            rx.vstack(
-                rx.heading("Slowest requests", size="3", as_="h2"),
-                empty_or(
-                    UsageState.slow,
-                    data_table(UsageState.slow, SLOW_COLUMNS, link=lambda r: f"{routes.LOGS}?id=" + r["id"]),
-                    "No requests in range.",
-                ),
-                width="100%",
+        section(
+            "Slowest requests",
+            empty_or(
+                UsageState.slow,
+                data_table(UsageState.slow, SLOW_COLUMNS, link=lambda r: f"{routes.LOGS}?id=" + r["id"]),
+                "No requests in range.",
             ),
-            width="100%",
         ),
         spacing="4",
         width="100%",
