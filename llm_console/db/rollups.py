@@ -95,8 +95,8 @@ class Counters:
     lat: list[int] = field(default_factory=lambda: [0] * N_BUCKETS)
     ttfb: list[int] = field(default_factory=lambda: [0] * N_BUCKETS)
 
-    def add(self, r: LogRecord, lat_i: int = -1, ttfb_i: int = -1) -> None:
-        """Count one record; `lat_i`/`ttfb_i` are its histogram slots when the caller has them already."""
+    def add(self, r: LogRecord, lat_i: int, ttfb_i: int) -> None:
+        """Count one record whose latency and TTFB fall in histogram slots `lat_i` and `ttfb_i`."""
         self.requests += 1
         self.errors += r.status != "ok"
         self.stream_requests += r.stream
@@ -105,11 +105,11 @@ class Counters:
         self.cached_tokens += r.cached_tokens
         self.cost_usd += r.cost_usd
         self.latency_ms_sum += r.latency_ms
-        self.lat[lat_i if lat_i >= 0 else bucket_index(r.latency_ms)] += 1
+        self.lat[lat_i] += 1
         if r.ttfb_ms is not None:
             self.ttfb_ms_sum += r.ttfb_ms
             self.ttfb_count += 1
-            self.ttfb[ttfb_i if ttfb_i >= 0 else bucket_index(r.ttfb_ms)] += 1
+            self.ttfb[ttfb_i] += 1
 
     def values(self) -> tuple[Any, ...]:
         return (
@@ -160,8 +160,8 @@ def aggregate(records: Iterable[LogRecord]) -> dict[RollupKey, Counters]:
     for r in records:
         minute = truncate(r.created_at, "m")
         buckets = (("m", minute), ("h", minute.replace(minute=0)), ("d", minute.replace(minute=0, hour=0)))
-        lat_i = bisect.bisect_left(LATENCY_BOUNDS_MS, r.latency_ms)
-        ttfb_i = bisect.bisect_left(LATENCY_BOUNDS_MS, r.ttfb_ms) if r.ttfb_ms is not None else -1
+        lat_i = bucket_index(r.latency_ms)
+        ttfb_i = bucket_index(r.ttfb_ms) if r.ttfb_ms is not None else -1
         for i, (dim, value) in enumerate(dimension_values(r)):
             for grain, bucket in buckets if i < n_minute else buckets[1:]:
                 key = (grain, dim, bucket, value)

@@ -30,13 +30,11 @@ class DashboardMixin(rx.State, mixin=True):
     range_from: str = ""
     range_to: str = ""
     as_of: str = ""
-    loading: bool = False
     _live_generation: int = 0
     _role: str = ""
 
     _route: ClassVar[str] = ""
     _minimum_role: ClassVar[str] = "viewer"
-    _live: ClassVar[bool] = True
     _export_tables: ClassVar[tuple[str, ...]] = ()  # list-of-dict vars offered as CSV/JSON, the main one first
 
     def _params(self) -> dict[str, str]:
@@ -76,18 +74,14 @@ class DashboardMixin(rx.State, mixin=True):
         if not await self._allowed():
             yield rx.redirect(routes.LOGIN, replace=True)
             return
-        self.loading = True
-        yield
         await self._refresh()
-        self.loading = False
-        if self._live:
-            self._live_generation += 1
-            yield type(self).live(self._live_generation)  # type: ignore[attr-defined]
+        self._live_generation += 1
+        yield type(self).live(self._live_generation)  # type: ignore[attr-defined]
 
     def _goto(self, changes: dict[str, str | None]) -> Any:
         """A redirect to this page with `changes` applied to the current URL's parameters."""
         parsed = self._parse()
-        if changes.get("range") not in (None, "custom") and "range" in changes:
+        if changes.get("range") not in (None, "custom"):
             changes.update({"from": None, "to": None})
         for name in ("from", "to"):
             if changes.get(name):

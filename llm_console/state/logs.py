@@ -34,9 +34,6 @@ class LogsState(DashboardMixin, rx.State):
     retention: dict[str, str] = {}
     export_query: str = ""
 
-    def _load(self, parsed: ParsedFilters) -> tuple[LogsView, ParsedFilters]:
-        return self._load_for(parsed, "viewer")
-
     def _load_for(self, parsed: ParsedFilters, role: str) -> tuple[LogsView, ParsedFilters]:
         ctx = get_context()
         data = load_logs(ctx.engine, parsed, cursor=parsed.params.get("cursor"), request_id=parsed.params.get("id"))
