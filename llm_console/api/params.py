@@ -6,7 +6,6 @@ repeated parameters and control characters, so a typo never silently widens a qu
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,7 @@ from starlette.requests import Request
 
 from llm_console.db.queries.filters import RequestFilters
 from llm_console.gateway.errors import GatewayError, bad_request
-from llm_console.services.filters import MAX_SEARCH, PARAMS, ParsedFilters, parse_filters
+from llm_console.services.filters import MAX_SEARCH, PARAMS, ParsedFilters, Problem, parse_filters
 
 FILTERS: tuple[str, ...] = PARAMS
 ENDPOINT_PARAMS: dict[str, tuple[str, ...]] = {
@@ -55,18 +54,10 @@ class Query:
     values: dict[str, str]  # every parameter given, by URL name
 
 
-_IGNORED = re.compile(r"Ignored (\w+):")
-
-
-def _refusal(errors: list[str]) -> GatewayError:
-    """parse_filters writes for the console ("Ignored x: ...; showing hours"); the API refuses instead."""
-    texts = [e.removeprefix("Ignored ").split("; showing", 1)[0].rstrip(".") for e in errors]
-    named = _IGNORED.match(errors[0])
-    return bad_request(
-        " ".join(t[:1].upper() + t[1:] + "." for t in texts),
-        param=named.group(1) if named else None,
-        code="invalid_parameter",
-    )
+def _refusal(problems: list[Problem]) -> GatewayError:
+    """The console carries on without a bad value; the API refuses the request, saying why."""
+    reasons = " ".join(p.reason[:1].upper() + p.reason[1:] for p in problems)
+    return bad_request(reasons, param=problems[0].param, code="invalid_parameter")
 
 
 def read_query(request: Request, endpoint: str, now: datetime) -> Query:

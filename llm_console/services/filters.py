@@ -58,12 +58,32 @@ PARAMS = (
 PASS_THROUGH = ("cursor", "id", "page")
 
 
+class Problem(str):
+    """One filter value that could not be used: the sentence the console shows (the string itself), the
+    parameter it concerns, and `reason`, the sentence without the console's "ignored"/"showing" framing
+    (the analytics API refuses the request with it instead of carrying on)."""
+
+    param: str | None
+    reason: str
+
+    def __new__(cls, reason: str, param: str | None = None, console_suffix: str = "") -> Problem:
+        problem = super().__new__(cls, reason + console_suffix if console_suffix else reason)
+        problem.param, problem.reason = param, reason if not console_suffix else reason + "."
+        return problem
+
+    @classmethod
+    def ignored(cls, name: str, why: str) -> Problem:
+        problem = super().__new__(cls, f"Ignored {name}: {why}")
+        problem.param, problem.reason = name, f"{name}: {why}"
+        return problem
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedFilters:
     filters: RequestFilters
     range_name: str  # 1h | 24h | 7d | 30d | custom
     grain: str  # m | h | d: the chart resolution
-    errors: list[str] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
     params: dict[str, str] = field(default_factory=dict)  # the accepted values, to write links with
 
     def query_string(self, **changes: str | None) -> str:
@@ -78,56 +98,56 @@ class ParsedFilters:
         return urlencode(ordered)
 
 
-def _int_id(raw: str, name: str, errors: list[str]) -> int | None:
+def _int_id(raw: str, name: str, errors: list[Problem]) -> int | None:
     if raw.isascii() and raw.isdigit() and len(raw) <= 12:
         return int(raw)
-    errors.append(f"Ignored {name}: expected a numeric id.")
+    errors.append(Problem.ignored(name, "expected a numeric id."))
     return None
 
 
-def _number(raw: str, name: str, errors: list[str]) -> float | None:
+def _number(raw: str, name: str, errors: list[Problem]) -> float | None:
     try:
         value = float(raw)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0 or len(raw) > 30:
-        errors.append(f"Ignored {name}: expected a non-negative number.")
+        errors.append(Problem.ignored(name, "expected a non-negative number."))
         return None
     return value
 
 
-def _when(raw: str, name: str, errors: list[str]) -> datetime | None:
+def _when(raw: str, name: str, errors: list[Problem]) -> datetime | None:
     try:
         return utc(datetime.fromisoformat(raw.strip().replace("Z", "+00:00")))
     except (ValueError, OverflowError):
-        errors.append(f"Ignored {name}: expected a date and time like 2026-11-30T14:00.")
+        errors.append(Problem.ignored(name, "expected a date and time like 2026-11-30T14:00."))
         return None
 
 
-def _time_range(p: Mapping[str, str], now: datetime, errors: list[str]) -> tuple[str, datetime, datetime]:
+def _time_range(p: Mapping[str, str], now: datetime, errors: list[Problem]) -> tuple[str, datetime, datetime]:
     name = p.get("range", "") or DEFAULT_RANGE
     if name == "custom" or ("from" in p and "range" not in p):
         start = _when(p["from"], "from", errors) if p.get("from") else None
         end = _when(p["to"], "to", errors) if p.get("to") else now
         if start is None or end is None:
             if not p.get("from"):
-                errors.append("A custom range needs a start ('from').")
+                errors.append(Problem("A custom range needs a start ('from').", "from"))
         elif start >= end:
-            errors.append("The range's start must be before its end.")
+            errors.append(Problem("The range's start must be before its end."))
         elif end - start > MAX_CUSTOM_RANGE:
-            errors.append("A custom range can span at most 400 days.")
+            errors.append(Problem("A custom range can span at most 400 days."))
         elif end > now + MAX_FUTURE or start.year < MIN_YEAR:
-            errors.append(f"A custom range must lie between {MIN_YEAR} and tomorrow.")
+            errors.append(Problem(f"A custom range must lie between {MIN_YEAR} and tomorrow."))
         else:
             return "custom", start, end
         name = DEFAULT_RANGE
     if name not in RANGES:
-        errors.append(f"Unknown range {name[:20]!r}: use one of {', '.join(RANGES)} or custom.")
+        errors.append(Problem(f"Unknown range {name[:20]!r}: use one of {', '.join(RANGES)} or custom.", "range"))
         name = DEFAULT_RANGE
     return name, now - RANGES[name], now
 
 
-def _grain(raw: str, start: datetime, end: datetime, errors: list[str]) -> str:
+def _grain(raw: str, start: datetime, end: datetime, errors: list[Problem]) -> str:
     auto = choose_grain(start, end)
     span = end - start
     # about 60-400 points: minutes up to six hours, hours up to two weeks, then days
@@ -136,14 +156,16 @@ def _grain(raw: str, start: datetime, end: datetime, errors: list[str]) -> str:
         return default
     grain = RESOLUTIONS.get(raw)
     if grain is None:
-        errors.append(f"Unknown resolution {raw[:20]!r}: use minute, hour or day.")
+        errors.append(Problem(f"Unknown resolution {raw[:20]!r}: use minute, hour or day.", "res"))
         return default
     step = {"m": 60, "h": 3600, "d": 86400}[grain]
     if (end - start).total_seconds() / step > MAX_POINTS:
-        errors.append(f"Too many points at one per {raw} for this range; showing a coarser resolution.")
+        errors.append(
+            Problem(f"Too many points at one per {raw} for this range", "res", "; showing a coarser resolution.")
+        )
         return "h" if grain == "m" and (end - start).total_seconds() / 3600 <= MAX_POINTS else "d"
     if grain == "m" and auto != "m":
-        errors.append("Per-minute figures are kept for the last two days only; showing hours.")
+        errors.append(Problem("Per-minute figures cover ranges of two days at most", "res", "; showing hours."))
         return "h"
     return grain
 
@@ -151,10 +173,10 @@ def _grain(raw: str, start: datetime, end: datetime, errors: list[str]) -> str:
 def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> ParsedFilters:
     """Validated filters from query parameters; what could not be used is listed in `errors`."""
     now = utc(now or datetime.now(UTC))
-    errors: list[str] = []
+    errors: list[Problem] = []
     p = {k: str(v) for k, v in params.items() if k in PARAMS and v is not None and str(v) != ""}
     for name in [k for k, v in p.items() if not v.isprintable()]:  # NUL and control characters
-        errors.append(f"Ignored {name}: it contains control characters.")
+        errors.append(Problem.ignored(name, "it contains control characters."))
         del p[name]
     range_name, start, end = _time_range(p, now, errors)
     accepted: dict[str, str] = {"range": range_name}
@@ -165,7 +187,7 @@ def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> Par
         if name in p:
             text = p[name][:MAX_TEXT]
             if name == "endpoint" and text not in ENDPOINTS:
-                errors.append(f"Unknown endpoint {text[:40]!r}.")
+                errors.append(Problem(f"Unknown endpoint {text[:40]!r}.", "endpoint"))
                 continue
             values["alias" if name == "model" else name] = text
             accepted[name] = text
@@ -177,13 +199,13 @@ def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> Par
         if p["status"] in STATUSES:
             values["status"] = accepted["status"] = p["status"]
         else:
-            errors.append(f"Unknown status {p['status'][:20]!r}: use ok, error or incomplete.")
+            errors.append(Problem(f"Unknown status {p['status'][:20]!r}: use ok, error or incomplete.", "status"))
     if "stream" in p:
         if p["stream"] in ("true", "false"):
             values["stream"] = p["stream"] == "true"
             accepted["stream"] = p["stream"]
         else:
-            errors.append("Ignored stream: use true or false.")
+            errors.append(Problem.ignored("stream", "use true or false."))
     for name, attr in (("min_latency", "min_latency_ms"), ("min_cost", "min_cost_usd")):
         if name in p and (num := _number(p[name], name, errors)) is not None:
             values[attr] = num
@@ -191,7 +213,7 @@ def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> Par
     if "q" in p:
         q = p["q"]
         if len(q) > MAX_SEARCH:
-            errors.append(f"The search was cut to its first {MAX_SEARCH} characters.")
+            errors.append(Problem(f"The search was cut to its first {MAX_SEARCH} characters.", "q"))
             q = q[:MAX_SEARCH]
         values["search"] = accepted["q"] = q
     for name in PASS_THROUGH:

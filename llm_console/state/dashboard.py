@@ -61,7 +61,7 @@ class DashboardMixin(rx.State, mixin=True):
 
     async def _refresh(self) -> None:
         parsed = self._parse()
-        self.filter_errors = parsed.errors
+        self.filter_errors = [str(e) for e in parsed.errors]
         self.query = parsed.query_string()
         self.range_name = parsed.range_name
         self.resolution = parsed.params.get("res", "")
