@@ -26,6 +26,7 @@ from llm_console.api.request_log import check_search
 from llm_console.api.shapes import ROW_FIELDS, row_json
 from llm_console.db.queries.logs import RequestRow, iter_requests
 from llm_console.db.queries.names import Directory, load_directory
+from llm_console.presenters.export import safe_cell
 
 log = logging.getLogger("llm_console.api")
 
@@ -36,15 +37,14 @@ PAGE_ROWS = 500
 CHUNK_ROWS = 250
 TEXT_FIELDS = frozenset({"endpoint", "alias", "model", "status", "error_type", "deployment_name", "key_name",
                          "user_name", "team_name"})  # fmt: skip
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(name: str, value: Any) -> Any:
     """Text a spreadsheet would run as a formula is prefixed with an apostrophe (CSV injection)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if name in TEXT_FIELDS and isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    if name in TEXT_FIELDS and isinstance(value, str):
+        return safe_cell(value)
     return value
 
 

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from llm_console.presenters.common import count, money
-from llm_console.presenters.export import safe_cell
 from llm_console.services.costs import DIMENSIONS, CostsData, MonthToDate
 
 EXPORT_COLUMNS = ("dimension", "name", "id", "requests", "prompt_tokens", "completion_tokens", "cost_usd", "share")
@@ -101,21 +95,6 @@ def export_rows(data: CostsData) -> list[dict[str, Any]]:
         for dim, _ in DIMENSIONS
         for n in data.breakdowns.get(dim, [])
     ]
-
-
-def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """`columns` of `rows` as CSV; names and emails are user-chosen, so formula-like cells are defused."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([safe_cell(row.get(c, "")) for c in columns])
-    return out.getvalue()
-
-
-def json_text(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as JSON; each is copied to a plain dict (state hands them over wrapped in Reflex's MutableProxy)."""
-    return orjson.dumps([dict(r) for r in rows], option=orjson.OPT_INDENT_2).decode()
 
 
 def costs_view(data: CostsData) -> CostsView:

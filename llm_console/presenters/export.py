@@ -28,17 +28,24 @@ def _number(text: str) -> bool:
     return True
 
 
-def rows_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One CSV with a header of every key seen, in first-seen order."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
+def rows_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """One CSV of `columns` (by default every key seen, in first-seen order)."""
+    if columns is None:
+        seen: list[str] = []
+        for row in rows:
+            seen += [k for k in row if k not in seen]
+        columns = seen
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(columns)
     for row in rows:
         writer.writerow([safe_cell(row.get(c)) for c in columns])
     return out.getvalue()
+
+
+def rows_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as JSON; each is copied to a plain dict (state hands them over wrapped in Reflex's MutableProxy)."""
+    return orjson.dumps([dict(row) for row in rows], option=orjson.OPT_INDENT_2).decode()
 
 
 def tables_json(tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_console.presenters.common import money
-from llm_console.presenters.costs import STATUS_LABEL, csv_text, json_text
+from llm_console.presenters.costs import STATUS_LABEL
+from llm_console.presenters.export import rows_csv, rows_json
 from llm_console.services.spend import SpendPage, UserSpend, budget_status
 
 EXPORT_COLUMNS = (
@@ -96,8 +97,8 @@ def export_rows(users: Sequence[UserSpend]) -> list[dict[str, Any]]:
 
 
 def spend_csv(users: Sequence[UserSpend]) -> str:
-    return csv_text(export_rows(users), EXPORT_COLUMNS)
+    return rows_csv(export_rows(users), EXPORT_COLUMNS)
 
 
 def spend_json(users: Sequence[UserSpend]) -> str:
-    return json_text(export_rows(users))
+    return rows_json(export_rows(users))

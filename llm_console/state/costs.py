@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 import reflex as rx
 
 from llm_console import routes
-from llm_console.presenters.costs import EXPORT_COLUMNS, CostsView, costs_view, csv_text, json_text
+from llm_console.presenters.costs import EXPORT_COLUMNS, CostsView, costs_view
+from llm_console.presenters.export import rows_csv, rows_json
 from llm_console.services.context import get_context
 from llm_console.services.costs import load_costs
 from llm_console.services.filters import ParsedFilters, parse_filters
@@ -57,5 +58,5 @@ class CostsState(DashboardMixin, rx.State):
             return None
         stem = f"costs-{self.range_name}"
         if fmt == "json":
-            return rx.download(data=json_text(self._export), filename=f"{stem}.json", mime_type="application/json")
-        return rx.download(data=csv_text(self._export, EXPORT_COLUMNS), filename=f"{stem}.csv", mime_type="text/csv")
+            return rx.download(data=rows_json(self._export), filename=f"{stem}.json", mime_type="application/json")
+        return rx.download(data=rows_csv(self._export, EXPORT_COLUMNS), filename=f"{stem}.csv", mime_type="text/csv")

@@ -17,7 +17,8 @@ from llm_console.db.engine import session
 from llm_console.db.logstore import write_batch
 from llm_console.db.models import Team, User
 from llm_console.db.records import LogRecord
-from llm_console.presenters.costs import EXPORT_COLUMNS, costs_view, csv_text, json_text
+from llm_console.presenters.costs import EXPORT_COLUMNS, costs_view
+from llm_console.presenters.export import rows_csv, rows_json
 from llm_console.services.costs import forecast_month, load_costs, month_to_date
 from llm_console.services.filters import parse_filters
 
@@ -178,13 +179,13 @@ def test_forecast_text_and_budget_warning() -> None:
 
 def test_exports_hold_plain_values_and_defuse_formulas(seeded: Engine) -> None:
     view = costs_view(load_costs(seeded, parse_filters({"range": "30d"}, now=NOW), 0.0, now=NOW))
-    rows = list(csv.DictReader(io.StringIO(csv_text(view.export, EXPORT_COLUMNS))))
+    rows = list(csv.DictReader(io.StringIO(rows_csv(view.export, EXPORT_COLUMNS))))
     assert {r["dimension"] for r in rows} == {"alias", "endpoint", "team", "user", "key"}
     gpt = next(r for r in rows if r["dimension"] == "alias" and r["name"] == "gpt")
     assert gpt["cost_usd"] == "5.0" and gpt["share"] == "0.8333" and gpt["requests"] == "2"
     assert any(r["name"] == "'=cmd@example.com" for r in rows)
-    loaded = json.loads(json_text(view.export))
+    loaded = json.loads(rows_json(view.export))
     assert loaded[0]["dimension"] == "alias" and loaded[0]["cost_usd"] == 5.0
     assert any(r["name"] == "=cmd@example.com" for r in loaded)  # JSON is data, not a spreadsheet
     # State hands rows over wrapped (Reflex's MutableProxy); any mapping will do.
-    assert json.loads(json_text([MappingProxyType({"a": 1})])) == [{"a": 1}]
+    assert json.loads(rows_json([MappingProxyType({"a": 1})])) == [{"a": 1}]
