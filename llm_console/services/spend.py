@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from sqlalchemy.engine import Engine
 
 from llm_console.db.queries.names import load_directory
-from llm_console.db.queries.spend import WARNING_SHARE, Spend, spend_by_entity
+from llm_console.db.queries.spend import Spend, share_status, spend_by_entity
 
 PAGE_SIZE = 50
 MAX_SEARCH = 200
@@ -26,9 +26,7 @@ STATUS_RANK = {"exceeded": 0, "warning": 1, "ok": 2}
 
 def budget_status(share: float | None) -> str:
     """ "none" without a budget; else OK below 80%, Warning from 80%, Exceeded at 100% and over."""
-    if share is None:
-        return "none"
-    return "exceeded" if share >= 1.0 else "warning" if share >= WARNING_SHARE else "ok"
+    return "none" if share is None else share_status(share)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,3 +128,12 @@ def test_spending_the_budget_in_cents_is_exceeded(db: Engine) -> None:
     add_rows(db, budget("user", 1, daily=1.0))
     (spend,) = spend_by_entity(db, "user", NOW)
     assert spend.status == "exceeded"
+
+
+def test_bar_levels_and_badges_share_one_threshold_rule() -> None:
+    from llm_console.services.spend import budget_status
+
+    spent_in_cents = sum([0.1] * 10)  # 0.9999999999999999
+    assert spent_in_cents < 1.0
+    assert budget_status(spent_in_cents) == Spend(1, spent_in_cents, 0.0, 1.0, None).status == "exceeded"
+    assert budget_status(None) == "none"

@@ -36,10 +36,16 @@ class Spend:
     @property
     def status(self) -> str:
         """OK below 80% of every budget, Warning from 80%, Exceeded at 100% or more of any."""
-        # Rounded: ten $0.10 requests sum to 0.9999999999999999 of a $1 budget, which is spent.
-        shares = [round(s, 9) for s in (self.day_share, self.month_share) if s is not None]
-        worst = max(shares, default=0.0)
-        return "exceeded" if worst >= 1.0 else "warning" if worst >= WARNING_SHARE else "ok"
+        return share_status(max((s for s in (self.day_share, self.month_share) if s is not None), default=0.0))
+
+
+def share_status(share: float) -> str:
+    """ok below 80% of a budget, warning from 80%, exceeded from 100%.
+
+    Rounded first: ten $0.10 requests sum to 0.9999999999999999 of a $1 budget, which is spent.
+    """
+    share = round(share, 9)
+    return "exceeded" if share >= 1.0 else "warning" if share >= WARNING_SHARE else "ok"
 
 
 def month_start(now: datetime) -> datetime:
