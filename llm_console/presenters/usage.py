@@ -5,14 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from llm_console.db.rollups import LATENCY_BOUNDS_MS
 from llm_console.presenters.common import count, money, ms, request_rows
-from llm_console.services.performance import UsageData, histogram_labels
+from llm_console.services.performance import UsageData
 
 LABEL_FORMAT = {"m": "%H:%M", "h": "%m-%d %H:00", "d": "%Y-%m-%d"}
 
 
 def bucket_label(at: datetime, grain: str) -> str:
     return at.strftime(LABEL_FORMAT[grain])
+
+
+def histogram_labels() -> list[str]:
+    labels: list[str] = []
+    lower = 0.0
+    for bound in LATENCY_BOUNDS_MS:
+        labels.append(f"{lower:g}-{bound:g} ms" if bound < 1000 else f"{lower / 1000:g}-{bound / 1000:g} s")
+        lower = bound
+    labels.append(f"> {LATENCY_BOUNDS_MS[-1] / 1000:g} s")
+    return labels
 
 
 @dataclass(slots=True)

@@ -11,7 +11,6 @@ from llm_console.db.queries import logs, usage
 from llm_console.db.queries.logs import RequestRow
 from llm_console.db.queries.names import Directory, load_directory
 from llm_console.db.queries.usage import Totals
-from llm_console.db.rollups import LATENCY_BOUNDS_MS
 from llm_console.services.filters import ParsedFilters
 
 TOP_MODELS = 6
@@ -35,16 +34,6 @@ class UsageData:
     directory: Directory
     grain: str
     as_of: datetime
-
-
-def histogram_labels() -> list[str]:
-    labels: list[str] = []
-    lower = 0.0
-    for bound in LATENCY_BOUNDS_MS:
-        labels.append(f"{lower:g}-{bound:g} ms" if bound < 1000 else f"{lower / 1000:g}-{bound / 1000:g} s")
-        lower = bound
-    labels.append(f"> {LATENCY_BOUNDS_MS[-1] / 1000:g} s")
-    return labels
 
 
 def load_usage(engine: Engine, parsed: ParsedFilters, now: datetime | None = None) -> UsageData:
