@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     dashboard_live_interval_s: float = Field(default=5.0, ge=1)
     session_ttl_hours: float = Field(default=12.0, gt=0)
     cookie_secure: bool = False
+    public_url: str | None = None
+    local_login_enabled: bool = True
+    invite_ttl_hours: float = Field(default=72.0, gt=0)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_groups_claim: str = "groups"
+    oidc_role_map: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    oidc_default_role: Literal["admin", "operator", "member", "viewer", "none"] = "viewer"
+    oidc_auto_provision: bool = True
+    oidc_display_name: str = "Single sign-on"
+    oidc_redirect_url: str | None = None
 
     @field_validator("upstream_allowlist", mode="before")
     @classmethod
@@ -73,6 +86,26 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("oidc_role_map", mode="before")
+    @classmethod
+    def _split_map(cls, value: object) -> object:
+        """`LLMC_OIDC_ROLE_MAP=llm-admins=admin,ml-ops=operator`: group=role pairs, comma-separated."""
+        if not isinstance(value, str):
+            return value
+        out: dict[str, str] = {}
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            group, sep, role = part.rpartition("=")
+            if not sep or not group.strip() or role.strip() not in ("admin", "operator", "member", "viewer"):
+                raise ValueError(f"LLMC_OIDC_ROLE_MAP entry {part.strip()!r} is not group=admin|operator|member|viewer")
+            out[group.strip()] = role.strip()
+        return out
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

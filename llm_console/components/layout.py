@@ -19,12 +19,15 @@ NAV: list[tuple[str, str, str]] = [
     ("Spend by user", routes.SPEND, "user-round"),
     ("Model catalog", routes.CATALOG, "boxes"),
     ("Configuration", routes.CONFIG, "settings"),
+    ("Routing rules", routes.ROUTING, "split"),
+    ("Config as code", routes.CONFIG_IO, "file-code"),
     ("Virtual keys", routes.KEYS, "key-round"),
     ("Limits & alerts", routes.LIMITS, "gauge"),
     ("Fleet & GPUs", routes.FLEET, "server"),
     ("Analytics", routes.ANALYTICS, "chart-line"),
     ("Prompts", routes.PROMPTS, "message-square-text"),
     ("Organization", routes.ORG, "users"),
+    ("Audit log", routes.AUDIT, "history"),
 ]
 
 

@@ -34,6 +34,9 @@ class User(SQLModel, table=True):
     is_active: bool = True
     oidc_issuer: str | None = Field(default=None, max_length=500)
     oidc_subject: str | None = Field(default=None, max_length=255)
+    # "person" signs in; "service" is a service account: it never signs in and exists to own keys.
+    kind: str = Field(default="person", max_length=20)
+    last_login_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
 
 
@@ -42,6 +45,7 @@ class Team(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, max_length=200)
+    description: str = Field(default="", max_length=1000)
     created_at: datetime = _ts()
 
 
@@ -77,6 +81,7 @@ class Provider(SQLModel, table=True):
     api_base: str = Field(max_length=1000)
     api_key_encrypted: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = True
     created_at: datetime = _ts()
 
 
@@ -93,7 +98,23 @@ class Deployment(SQLModel, table=True):
     max_concurrency: int | None = None
     # Per-deployment overrides: timeouts ({"connect_s", "first_byte_s", "idle_s", "total_s"}), api_version (Azure).
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # What the deployment's own /v1/models said about this model (e.g. vLLM's max_model_len, owned_by, root).
+    discovered: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
+
+
+class DeploymentHealth(SQLModel, table=True):
+    """The last active check of a deployment: available / loading / error, when, how fast, the last error."""
+
+    __tablename__ = "deployment_health"
+
+    deployment_id: int = Field(foreign_key="deployments.id", primary_key=True, ondelete="CASCADE")
+    status: str = Field(default="unknown", max_length=20)  # available | loading | error | unknown
+    checked_at: datetime | None = _ts(nullable=True)
+    latency_ms: float | None = None
+    models: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error_at: datetime | None = _ts(nullable=True)
 
 
 class ModelAlias(SQLModel, table=True):
@@ -107,6 +128,9 @@ class ModelAlias(SQLModel, table=True):
     # Routing policy: {"fallbacks": [alias, ...], "retries": n, "backoff_ms": ms, "retry_after_cap_s": s,
     # "timeouts": {...}}; anything missing takes the gateway-wide setting.
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Catalog metadata edited by operators: {"type", "description", "size", "quantization", "context_length",
+    # "hf_repo", "capabilities": {...}, "version", "deprecated", "deprecation_note", "sunset_date"}.
+    info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
 
 
@@ -146,6 +170,9 @@ class VirtualKey(SQLModel, table=True):
     scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     expires_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+    # The key this one replaced when it was rotated (the old key's revocation is audited with it).
+    rotated_from_id: int | None = None
+    created_by: str = Field(default="", max_length=320)
     created_at: datetime = _ts()
 
 
@@ -255,3 +282,35 @@ class MaintenanceRun(SQLModel, table=True):
     duration_ms: float = 0.0
     status: str = Field(default="ok", max_length=20)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RateLimit(SQLModel, table=True):
+    """Request and token limits for a user, team or key per minute and per UTC day (None means no limit)."""
+
+    __tablename__ = "rate_limits"
+
+    entity_type: str = Field(primary_key=True, max_length=10)  # user | team | key
+    entity_id: int = Field(primary_key=True)
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+    tpd: int | None = None
+    updated_at: datetime = _ts()
+
+
+class Invitation(SQLModel, table=True):
+    """A sign-up link: the URL holds a random token, the table its hash; used once, before it expires."""
+
+    __tablename__ = "invitations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    email: str = Field(index=True, max_length=320)
+    role: str = Field(default="member", max_length=20)
+    team_id: int | None = Field(default=None, foreign_key="teams.id", ondelete="CASCADE")
+    team_role: str = Field(default="member", max_length=20)
+    created_by: str = Field(default="", max_length=320)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    accepted_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)

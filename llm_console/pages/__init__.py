@@ -1,5 +1,37 @@
 """Pages: layout only. Importing this package registers every page."""
 
-from llm_console.pages import costs, embeddings, login, logs, overview, planned, spend, usage
+from llm_console.pages import (
+    audit,
+    catalog,
+    config,
+    config_io,
+    costs,
+    embeddings,
+    keys,
+    login,
+    logs,
+    organization,
+    overview,
+    planned,
+    routing,
+    spend,
+    usage,
+)
 
-__all__ = ["costs", "embeddings", "login", "logs", "overview", "planned", "spend", "usage"]
+__all__ = [
+    "audit",
+    "catalog",
+    "config",
+    "config_io",
+    "costs",
+    "embeddings",
+    "keys",
+    "login",
+    "logs",
+    "organization",
+    "overview",
+    "planned",
+    "routing",
+    "spend",
+    "usage",
+]

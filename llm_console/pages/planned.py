@@ -7,24 +7,6 @@ from llm_console.components.layout import coming_soon, console_page
 
 PLANNED: list[tuple[str, str, str, list[str]]] = [
     (
-        routes.CATALOG,
-        "Model catalog",
-        "Every alias this gateway serves.",
-        ["Type, provider, size and quantization, context length", "Capabilities and usage snippets", "Compare models"],
-    ),
-    (
-        routes.CONFIG,
-        "Configuration",
-        "Providers, deployments and routing rules, audited.",
-        ["Create, edit and test deployments", "Routing strategies and fallbacks", "Import / export YAML"],
-    ),
-    (
-        routes.KEYS,
-        "Virtual keys",
-        "Keys are created today with `llm-console create-key`.",
-        ["Create (shown once), scope, rotate and revoke", "Per-key usage"],
-    ),
-    (
         routes.LIMITS,
         "Limits & alerts",
         "Rate limits and budgets per key, user and team.",
@@ -43,12 +25,6 @@ PLANNED: list[tuple[str, str, str, list[str]]] = [
         ["Traces over time, unique users, usage heatmap", "Feedback scores, A/B comparison", "Anomalies and forecasts"],
     ),
     (routes.PROMPTS, "Prompts", "Versioned prompt management.", ["Prompt versions and labels", "Playground"]),
-    (
-        routes.ORG,
-        "Organization",
-        "Users, teams and roles.",
-        ["Users and invitations, OIDC sign-in", "Teams and service accounts", "Audit log"],
-    ),
 ]
 
 

@@ -1,0 +1,13 @@
+"""Routing rules: being built (placeholder until its page lands)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from llm_console import routes
+from llm_console.components.layout import coming_soon, console_page
+
+
+@console_page(routes.ROUTING, "Routing rules")
+def page() -> rx.Component:
+    return coming_soon("Aliases, weights, strategies and fallbacks.", [])

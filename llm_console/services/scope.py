@@ -1,0 +1,50 @@
+"""What a signed-in user may see: admins and operators see the whole organization; members and
+viewers see their own teams' keys, logs and spend, and their own.
+
+Every service that lists keys, requests or spend for the console takes a `Scope` and narrows its query
+with it, so the rule lives in one place and holds for pages, exports and the analytics API alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from llm_console.auth.roles import has_role_name
+from llm_console.db.engine import session
+from llm_console.db.models import Membership
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    user_id: int
+    role: str
+    team_ids: frozenset[int] | None  # None: every team (operator and admin)
+
+    @property
+    def org_wide(self) -> bool:
+        return self.team_ids is None
+
+    def sees_team(self, team_id: int | None) -> bool:
+        return self.team_ids is None or (team_id is not None and team_id in self.team_ids)
+
+    def sees(self, *, team_id: int | None, user_id: int | None) -> bool:
+        """A row owned by `team_id` and/or `user_id` is visible: org-wide, one of my teams, or mine."""
+        return self.sees_team(team_id) or (user_id is not None and user_id == self.user_id)
+
+
+ORG_WIDE_ROLE = "operator"
+
+
+def team_ids_of(engine: Engine, user_id: int) -> frozenset[int]:
+    with session(engine) as s:
+        return frozenset(s.exec(select(Membership.team_id).where(Membership.user_id == user_id)))
+
+
+def scope_for(engine: Engine, *, user_id: int, role: str) -> Scope:
+    """The scope of a signed-in user of `role` (operators and admins are org-wide)."""
+    if has_role_name(role, ORG_WIDE_ROLE):
+        return Scope(user_id=user_id, role=role, team_ids=None)
+    return Scope(user_id=user_id, role=role, team_ids=team_ids_of(engine, user_id))
