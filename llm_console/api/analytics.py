@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import Response
 
-from llm_console.api.auth import Principal
+from llm_console.api.auth import Principal, require
 from llm_console.api.handler import Api, json_response
 from llm_console.api.params import URL_NAMES, choice_param, int_param, read_query, rollup_filter
 from llm_console.api.shapes import iso, spend_json, totals_json
@@ -25,6 +25,7 @@ from llm_console.db.queries.usage import Totals, aligned, breakdown, bucket_star
 from llm_console.db.rollups import DIMS_BY_GRAIN, truncate
 from llm_console.gateway.errors import bad_request
 from llm_console.services.filters import MAX_POINTS
+from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.services.usage import provider_totals
 
 GRAIN_NAMES = {"m": "minute", "h": "hour", "d": "day"}
@@ -47,6 +48,9 @@ BREAKDOWN_DIMS = {
 }
 
 
+ORG_WIDE = "Organization-wide figures (members and viewers read their teams' rows at /requests)"
+
+
 def window(f: RequestFilters, grain: str, dim: tuple[str, str] | None) -> dict[str, Any]:
     """The range asked for, the whole buckets the figures really cover, and the dimension filter applied."""
     lo, hi = aligned(f.start, f.end, grain)
@@ -62,7 +66,8 @@ def window(f: RequestFilters, grain: str, dim: tuple[str, str] | None) -> dict[s
     }
 
 
-async def summary(api: Api, request: Request, _principal: Principal) -> Response:
+async def summary(api: Api, request: Request, principal: Principal) -> Response:
+    require(principal, ORG_WIDE_ROLE, ORG_WIDE)
     q = read_query(request, "summary", api.now())
     f, dim = q.filters, rollup_filter(q.filters)
     name, value = dim or ("all", None)
@@ -77,7 +82,8 @@ def _points(starts: list[datetime], by_bucket: dict[datetime, Totals]) -> list[d
     return [{"t": iso(at), **totals_json(by_bucket.get(at, empty))} for at in starts]
 
 
-async def timeseries(api: Api, request: Request, _principal: Principal) -> Response:
+async def timeseries(api: Api, request: Request, principal: Principal) -> Response:
+    require(principal, ORG_WIDE_ROLE, ORG_WIDE)
     q = read_query(request, "timeseries", api.now())
     group = choice_param(q, "group_by", ("model",), None)
     f = q.filters
@@ -115,7 +121,8 @@ async def timeseries(api: Api, request: Request, _principal: Principal) -> Respo
     return json_response(body)
 
 
-async def by_model(api: Api, request: Request, _principal: Principal) -> Response:
+async def by_model(api: Api, request: Request, principal: Principal) -> Response:
+    require(principal, ORG_WIDE_ROLE, ORG_WIDE)
     q = read_query(request, "by-model", api.now())
     f = q.filters
     dim = rollup_filter(f, accept=("alias",), what="Per-model figures")
@@ -147,7 +154,8 @@ def _dimension_rows(
     return rows, load_directory(engine)
 
 
-async def breakdown_by(api: Api, request: Request, _principal: Principal) -> Response:
+async def breakdown_by(api: Api, request: Request, principal: Principal) -> Response:
+    require(principal, ORG_WIDE_ROLE, ORG_WIDE)
     q = read_query(request, "breakdown", api.now())
     f = q.filters
     label = choice_param(q, "dim", BREAKDOWN_DIMS, None)
@@ -172,7 +180,8 @@ def _spend(engine: Engine, now: datetime) -> tuple[list[Spend], Directory]:
     return spend_by_entity(engine, "user", now), load_directory(engine)
 
 
-async def user_spend(api: Api, request: Request, _principal: Principal) -> Response:
+async def user_spend(api: Api, request: Request, principal: Principal) -> Response:
+    require(principal, ORG_WIDE_ROLE, ORG_WIDE)
     now = api.now()
     q = read_query(request, "user-spend", now)
     spends, names = await api.db(_spend, now)

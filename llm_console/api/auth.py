@@ -21,6 +21,7 @@ from llm_console.auth.cookies import session_token
 from llm_console.auth.roles import has_role_name
 from llm_console.gateway.errors import GatewayError
 from llm_console.services.keys import find_by_hash, hash_key, looks_like_key
+from llm_console.services.scope import Scope, scope_for
 from llm_console.services.sessions import SessionUser
 
 ANALYTICS_SCOPE = "analytics"
@@ -40,6 +41,7 @@ class Principal:
     kind: Literal["session", "key"]
     subject: str
     role: str
+    scope: Scope | None = None  # a member's or viewer's team scope; None reads the whole organization
 
     def at_least(self, role: str) -> bool:
         return has_role_name(self.role, role)
@@ -111,6 +113,7 @@ class Authenticator:
         key_ttl_s: float = KEY_TTL_S,
     ) -> None:
         self._get_sessions = get_sessions
+        self._get_engine = get_engine
         self.keys = KeyCache(lambda key_hash: lookup_key(get_engine(), key_hash), key_ttl_s)
 
     async def __call__(self, request: Request) -> Principal:
@@ -123,7 +126,8 @@ class Authenticator:
         user = await self._get_sessions().resolve(token)
         if user is None:
             raise _unauthorized("Your console session has expired or is not valid; sign in again.", "invalid_session")
-        return Principal("session", user.email, user.role)
+        scope = await asyncio.to_thread(scope_for, self._get_engine(), user_id=user.user_id, role=user.role)
+        return Principal("session", user.email, user.role, None if scope.org_wide else scope)
 
     async def _key(self, header: str) -> Principal:
         scheme, _, secret = header.partition(" ")

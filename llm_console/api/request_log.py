@@ -13,9 +13,11 @@ from llm_console.api.handler import Api, json_response
 from llm_console.api.params import Query, int_param, not_found, read_query
 from llm_console.api.shapes import detail_json, row_json
 from llm_console.db.queries.filters import RequestFilters
-from llm_console.db.queries.logs import Page, RequestDetail, decode_cursor, get_request, list_requests
-from llm_console.db.queries.names import Directory, load_directory
+from llm_console.db.queries.logs import Page, RequestDetail, decode_cursor, list_requests
+from llm_console.db.queries.names import Directory, load_directory, scoped_directory
 from llm_console.gateway.errors import bad_request
+from llm_console.services.logs_page import scoped, visible_request
+from llm_console.services.scope import Scope
 
 REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,36}")
 BODIES_ROLE = "member"
@@ -27,8 +29,16 @@ def check_search(q: Query, principal: Principal) -> None:
         require(principal, BODIES_ROLE, "Searching request bodies (q)")
 
 
-def _page(engine: Engine, f: RequestFilters, cursor: str | None, limit: int) -> tuple[Page, Directory]:
-    return list_requests(engine, f, cursor=cursor, limit=limit), load_directory(engine)
+def visible_names(engine: Engine, scope: Scope | None) -> Directory:
+    """Display names, narrowed to what a team-scoped caller may see."""
+    names = load_directory(engine)
+    return names if scope is None else scoped_directory(engine, names, scope.team_ids, scope.user_id)
+
+
+def _page(
+    engine: Engine, f: RequestFilters, cursor: str | None, limit: int, scope: Scope | None
+) -> tuple[Page, Directory]:
+    return list_requests(engine, scoped(f, scope), cursor=cursor, limit=limit), visible_names(engine, scope)
 
 
 async def list_page(api: Api, request: Request, principal: Principal) -> Response:
@@ -40,12 +50,12 @@ async def list_page(api: Api, request: Request, principal: Principal) -> Respons
         after = decode_cursor(cursor)
         if after is None or not REQUEST_ID.fullmatch(after[1]):
             raise bad_request("cursor is not one this API returned.", param="cursor", code="invalid_parameter")
-    page, names = await api.db(_page, q.filters, cursor, limit)
+    page, names = await api.db(_page, q.filters, cursor, limit, principal.scope)
     return json_response({"data": [row_json(r, names) for r in page.rows], "next_cursor": page.next_cursor})
 
 
-def _detail(engine: Engine, request_id: str) -> tuple[RequestDetail | None, Directory]:
-    return get_request(engine, request_id), load_directory(engine)
+def _detail(engine: Engine, request_id: str, scope: Scope | None) -> tuple[RequestDetail | None, Directory]:
+    return visible_request(engine, request_id, scope), visible_names(engine, scope)
 
 
 async def detail(api: Api, request: Request, principal: Principal) -> Response:
@@ -54,7 +64,7 @@ async def detail(api: Api, request: Request, principal: Principal) -> Response:
     request_id = str(request.path_params.get("request_id", ""))
     if not REQUEST_ID.fullmatch(request_id):
         raise not_found("No request with this id.")
-    found, names = await api.db(_detail, request_id)
+    found, names = await api.db(_detail, request_id, principal.scope)
     if found is None:
         raise not_found("No request with this id.")
     return json_response(detail_json(found, names))

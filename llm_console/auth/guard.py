@@ -18,6 +18,7 @@ from reflex_base.event import Event
 from reflex_base.utils.format import format_event_handler
 
 from llm_console.auth.cookies import session_token
+from llm_console.auth.policy import declared_role
 from llm_console.auth.roles import has_role_name
 from llm_console.services.context import get_context
 from llm_console.services.sessions import SessionUser
@@ -53,15 +54,49 @@ def public_events() -> frozenset[str]:
     return frozenset(format_event_handler(h) for h in handlers)
 
 
+def _states(cls: type[BaseState]) -> list[type[BaseState]]:
+    out = [cls]
+    for sub in cls.get_substates():
+        out += _states(sub)
+    return out
+
+
+@lru_cache(maxsize=1)
+def event_roles() -> dict[str, str]:
+    """Every registered event handler that declared a minimum role (`@requires`), by its event name."""
+    roles: dict[str, str] = {}
+    for cls in _states(State):
+        for handler in cls.event_handlers.values():
+            role = declared_role(handler.fn, cls)
+            if role is not None:
+                roles[format_event_handler(handler)] = role
+    return roles
+
+
 class AuthMiddleware(rx.Middleware):
-    """Swallows every non-public event from a socket without a valid session."""
+    """Default deny: an event runs only if it is public, or its handler declared a role the caller has.
+
+    Handlers without a declared role (Reflex's generic `setvar` included) are refused for everyone.
+    """
 
     async def preprocess(self, app: rx.App, state: BaseState, event: Event) -> StateUpdate | None:  # type: ignore[override]
         if event.name in public_events():
             return None
-        if await current_user(state) is not None:
+        needed = event_roles().get(event.name)
+        user = await current_user(state)
+        if needed is not None and has_role(user, needed):
             return None
+        if user is None:
+            reason = "no valid session"
+        elif needed is None:
+            reason = "no role declared for it"
+        else:
+            reason = f"needs {needed}"
         log.warning(
-            "refused event %s from %s: no valid session", event.name[:200], state.router.session.client_ip or "?"
+            "refused event %s for %s from %s: %s",
+            event.name[:200],
+            user.role if user is not None else "anonymous",
+            state.router.session.client_ip or "?",
+            reason,
         )
         return StateUpdate()

@@ -7,34 +7,36 @@ from collections.abc import Callable
 import reflex as rx
 
 from llm_console import routes
+from llm_console.auth.roles import ROLE_RANK
 from llm_console.components.native_form import native_form
 from llm_console.state.session import SessionState
 
-NAV: list[tuple[str, str, str]] = [
-    ("Overview", routes.OVERVIEW, "layout-dashboard"),
-    ("Usage & performance", routes.USAGE, "activity"),
-    ("Logs & traces", routes.LOGS, "scroll-text"),
-    ("Embeddings", routes.EMBEDDINGS, "binary"),
-    ("Costs & budgets", routes.COSTS, "wallet"),
-    ("Spend by user", routes.SPEND, "user-round"),
-    ("Model catalog", routes.CATALOG, "boxes"),
-    ("Configuration", routes.CONFIG, "settings"),
-    ("Routing rules", routes.ROUTING, "split"),
-    ("Config as code", routes.CONFIG_IO, "file-code"),
-    ("Virtual keys", routes.KEYS, "key-round"),
-    ("Limits & alerts", routes.LIMITS, "gauge"),
-    ("Fleet & GPUs", routes.FLEET, "server"),
-    ("Analytics", routes.ANALYTICS, "chart-line"),
-    ("Prompts", routes.PROMPTS, "message-square-text"),
-    ("Organization", routes.ORG, "users"),
-    ("Audit log", routes.AUDIT, "history"),
+NAV: list[tuple[str, str, str, str]] = [  # label, route, icon, lowest role that may open it
+    ("Overview", routes.OVERVIEW, "layout-dashboard", "operator"),
+    ("Usage & performance", routes.USAGE, "activity", "operator"),
+    ("Logs & traces", routes.LOGS, "scroll-text", "viewer"),
+    ("Embeddings", routes.EMBEDDINGS, "binary", "operator"),
+    ("Costs & budgets", routes.COSTS, "wallet", "operator"),
+    ("Spend by user", routes.SPEND, "user-round", "operator"),
+    ("Model catalog", routes.CATALOG, "boxes", "viewer"),
+    ("Configuration", routes.CONFIG, "settings", "viewer"),
+    ("Routing rules", routes.ROUTING, "split", "viewer"),
+    ("Config as code", routes.CONFIG_IO, "file-code", "operator"),
+    ("Virtual keys", routes.KEYS, "key-round", "viewer"),
+    ("Limits & alerts", routes.LIMITS, "gauge", "viewer"),
+    ("Fleet & GPUs", routes.FLEET, "server", "viewer"),
+    ("Analytics", routes.ANALYTICS, "chart-line", "viewer"),
+    ("Prompts", routes.PROMPTS, "message-square-text", "viewer"),
+    ("Organization", routes.ORG, "users", "operator"),
+    ("Audit log", routes.AUDIT, "history", "operator"),
 ]
 
 
-def nav_link(label: str, href: str, icon: str) -> rx.Component:
+def nav_link(label: str, href: str, icon: str, minimum: str) -> rx.Component:
+    """A sidebar link, shown to users whose role may open the page (the page checks again)."""
     # Reflex names the "/" route "/index".
     active = rx.State.router.page.path == ("/index" if href == routes.OVERVIEW else href)
-    return rx.link(
+    link = rx.link(
         rx.hstack(rx.icon(icon, size=16), rx.text(label, size="2"), align="center", spacing="2"),
         href=href,
         underline="none",
@@ -45,6 +47,7 @@ def nav_link(label: str, href: str, icon: str) -> rx.Component:
         width="100%",
         aria_current=rx.cond(active, "page", "false"),
     )
+    return rx.cond(SessionState.rank >= ROLE_RANK[minimum], link)
 
 
 def sidebar() -> rx.Component:
@@ -74,7 +77,15 @@ def mobile_menu() -> rx.Component:
     return rx.box(
         rx.menu.root(
             rx.menu.trigger(rx.icon_button(rx.icon("menu"), variant="ghost", aria_label="Open navigation")),
-            rx.menu.content(*[rx.menu.item(rx.link(label, href=href, underline="none")) for label, href, _ in NAV]),
+            rx.menu.content(
+                *[
+                    rx.cond(
+                        SessionState.rank >= ROLE_RANK[minimum],
+                        rx.menu.item(rx.link(label, href=href, underline="none")),
+                    )
+                    for label, href, _, minimum in NAV
+                ]
+            ),
         ),
         display=["block", "block", "none"],
     )

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
 from llm_console.db.queries import logs
+from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.logs import Page, RequestDetail
-from llm_console.db.queries.names import Directory, load_directory
+from llm_console.db.queries.names import Directory, load_directory, scoped_directory
 from llm_console.db.retention import RetentionRun, last_runs
 from llm_console.services.filters import ParsedFilters
+from llm_console.services.scope import Scope
 
 PAGE_SIZE = 50
 
@@ -26,16 +28,40 @@ class LogsData:
     as_of: datetime
 
 
+def scoped(filters: RequestFilters, scope: Scope | None) -> RequestFilters:
+    """`filters` narrowed to the rows `scope` may see (no change for org-wide users)."""
+    if scope is None or scope.team_ids is None:
+        return filters
+    return replace(filters, visible_team_ids=scope.team_ids, visible_user_id=scope.user_id)
+
+
+def visible_request(engine: Engine, request_id: str, scope: Scope | None) -> RequestDetail | None:
+    """One request with bodies and spans, or None when it does not exist or lies outside `scope`."""
+    detail = logs.get_request(engine, request_id)
+    if detail is None or (scope is not None and not scope.sees(team_id=detail.row.team_id, user_id=detail.row.user_id)):
+        return None
+    return detail
+
+
 def load_logs(
-    engine: Engine, parsed: ParsedFilters, *, cursor: str | None, request_id: str | None, with_detail: bool = True
+    engine: Engine,
+    parsed: ParsedFilters,
+    *,
+    cursor: str | None,
+    request_id: str | None,
+    with_detail: bool = True,
+    scope: Scope | None = None,
 ) -> LogsData:
-    page = logs.list_requests(engine, parsed.filters, cursor=cursor, limit=PAGE_SIZE)
-    detail = logs.get_request(engine, request_id) if request_id and with_detail else None
+    page = logs.list_requests(engine, scoped(parsed.filters, scope), cursor=cursor, limit=PAGE_SIZE)
+    detail = visible_request(engine, request_id, scope) if request_id and with_detail else None
+    directory = load_directory(engine)
+    if scope is not None:
+        directory = scoped_directory(engine, directory, scope.team_ids, scope.user_id)
     return LogsData(
         page=page,
         detail=detail,
         detail_missing=bool(request_id) and with_detail and detail is None,
-        directory=load_directory(engine),
+        directory=directory,
         retention=last_runs(engine, limit=1),
         as_of=datetime.now(UTC),
     )

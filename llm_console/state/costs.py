@@ -7,17 +7,20 @@ from typing import Any, ClassVar
 import reflex as rx
 
 from llm_console import routes
+from llm_console.auth.policy import PAGE_ROLE, requires
 from llm_console.presenters.costs import EXPORT_COLUMNS, CostsView, costs_view
 from llm_console.presenters.export import rows_csv, rows_json
 from llm_console.services.context import get_context
 from llm_console.services.costs import load_costs
 from llm_console.services.filters import ParsedFilters, parse_filters
+from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.state.dashboard import DashboardMixin
 
 DEFAULT_RANGE = "30d"
 
 
 class CostsState(DashboardMixin, rx.State):
+    _minimum_role: ClassVar[str] = ORG_WIDE_ROLE  # organization-wide figures
     _route: ClassVar[str] = routes.COSTS
     range_name: str = DEFAULT_RANGE
     cards: list[dict[str, str]] = []
@@ -52,6 +55,7 @@ class CostsState(DashboardMixin, rx.State):
         self._export = view.export
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def export(self, fmt: str) -> Any:
         """The breakdown on screen, every dimension, as plain numbers (CSV or JSON)."""
         if not await self._allowed():

@@ -15,6 +15,7 @@ import reflex as rx
 from llm_console import routes
 from llm_console.auth.cookies import session_token
 from llm_console.auth.guard import current_user, has_role
+from llm_console.auth.policy import PAGE_ROLE, requires
 from llm_console.presenters.export import rows_csv, tables_json
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters, parse_filters
@@ -32,6 +33,7 @@ class DashboardMixin(rx.State, mixin=True):
     as_of: str = ""
     _live_generation: int = 0
     _role: str = ""
+    _user_id: int = 0
 
     _route: ClassVar[str] = ""
     _minimum_role: ClassVar[str] = "viewer"
@@ -50,13 +52,14 @@ class DashboardMixin(rx.State, mixin=True):
     def _apply(self, result: Any) -> None:  # pragma: no cover - each page implements it
         raise NotImplementedError
 
-    def _load_for(self, parsed: ParsedFilters, role: str) -> Any:
-        """`_load` for a user of `role`; pages that show more to higher roles override this."""
+    def _load_for(self, parsed: ParsedFilters, role: str, user_id: int) -> Any:
+        """`_load` for this user; pages whose content depends on who asks (bodies, team scope) override it."""
         return self._load(parsed)
 
     async def _allowed(self) -> bool:
         user = await current_user(self)
         self._role = user.role if user is not None else ""
+        self._user_id = user.user_id if user is not None else 0
         return has_role(user, self._minimum_role)
 
     async def _refresh(self) -> None:
@@ -67,12 +70,14 @@ class DashboardMixin(rx.State, mixin=True):
         self.resolution = parsed.params.get("res", "")
         self.range_from = parsed.filters.start.strftime("%Y-%m-%dT%H:%M")
         self.range_to = parsed.filters.end.strftime("%Y-%m-%dT%H:%M")
-        self._apply(await asyncio.to_thread(self._load_for, parsed, self._role))
+        self._apply(await asyncio.to_thread(self._load_for, parsed, self._role, self._user_id))
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def load(self) -> Any:
         if not await self._allowed():
-            yield rx.redirect(routes.LOGIN, replace=True)
+            # Signed in without the role: the request log is every user's page (scoped to their teams).
+            yield rx.redirect(routes.LOGS if self._role else routes.LOGIN, replace=True)
             return
         await self._refresh()
         self._live_generation += 1
@@ -96,6 +101,7 @@ class DashboardMixin(rx.State, mixin=True):
         return rx.redirect(f"{self._route}?{query}" if query else self._route)
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def set_param(self, name: str, value: str) -> Any:
         """Navigate to this page with one filter changed (the URL is the state)."""
         if not await self._allowed():
@@ -104,6 +110,7 @@ class DashboardMixin(rx.State, mixin=True):
         return self._goto({name: value or None})
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def export(self, fmt: str) -> Any:
         """What is on screen as a file: CSV of the page's main table, or JSON of all its tables."""
         if not await self._allowed() or not self._export_tables:
@@ -116,12 +123,14 @@ class DashboardMixin(rx.State, mixin=True):
         return rx.download(data=rows_csv(tables[first]), filename=f"{stem}-{first}.csv", mime_type="text/csv")
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def clear_filters(self) -> Any:
         if not await self._allowed():
             return None
         return rx.redirect(self._route)
 
     @rx.event(background=True)
+    @requires(PAGE_ROLE)
     async def live(self, generation: int) -> None:
         """Refresh the figures until the tab closes, navigates away or a newer loop starts."""
         from llm_console.llm_console import app
@@ -141,7 +150,8 @@ class DashboardMixin(rx.State, mixin=True):
             user = await get_context().sessions.resolve(session_token(cookie))
             if not has_role(user, self._minimum_role):
                 return
-            result = await asyncio.to_thread(self._load_for, parsed, user.role if user is not None else "")
+            assert user is not None
+            result = await asyncio.to_thread(self._load_for, parsed, user.role, user.user_id)
             async with self:
                 if generation != self._live_generation:
                     return

@@ -11,10 +11,12 @@ from llm_console.presenters.embeddings import EmbeddingsView, embeddings_view
 from llm_console.services.context import get_context
 from llm_console.services.embeddings import load_embeddings
 from llm_console.services.filters import ParsedFilters
+from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.state.dashboard import DashboardMixin
 
 
 class EmbeddingsState(DashboardMixin, rx.State):
+    _minimum_role: ClassVar[str] = ORG_WIDE_ROLE  # organization-wide figures
     _route: ClassVar[str] = routes.EMBEDDINGS
     _export_tables: ClassVar[tuple[str, ...]] = ("by_model", "dims_chart", "latest")
     cards: list[dict[str, str]] = []

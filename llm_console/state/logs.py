@@ -7,11 +7,13 @@ from typing import Any, ClassVar
 import reflex as rx
 
 from llm_console import routes
+from llm_console.auth.policy import PAGE_ROLE, requires
 from llm_console.auth.roles import has_role_name
 from llm_console.presenters.logs import LogsView, logs_view
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters
 from llm_console.services.logs_page import load_logs
+from llm_console.services.scope import scope_for
 from llm_console.state.dashboard import DashboardMixin
 
 FILTER_KEYS = ("model", "deployment", "status", "key", "user", "team", "stream", "min_latency", "min_cost", "q")
@@ -34,9 +36,12 @@ class LogsState(DashboardMixin, rx.State):
     retention: dict[str, str] = {}
     export_query: str = ""
 
-    def _load_for(self, parsed: ParsedFilters, role: str) -> tuple[LogsView, ParsedFilters]:
+    def _load_for(self, parsed: ParsedFilters, role: str, user_id: int) -> tuple[LogsView, ParsedFilters]:
         ctx = get_context()
-        data = load_logs(ctx.engine, parsed, cursor=parsed.params.get("cursor"), request_id=parsed.params.get("id"))
+        scope = scope_for(ctx.engine, user_id=user_id, role=role)
+        data = load_logs(
+            ctx.engine, parsed, cursor=parsed.params.get("cursor"), request_id=parsed.params.get("id"), scope=scope
+        )
         return logs_view(data, ctx.settings, show_bodies=has_role_name(role, "member")), parsed
 
     def _apply(self, result: Any) -> None:
@@ -51,24 +56,28 @@ class LogsState(DashboardMixin, rx.State):
         self.export_query = parsed.query_string(cursor=None, id=None)
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def open_request(self, request_id: str) -> Any:
         if not await self._allowed():
             return None
         return self._goto({"id": str(request_id)[:36]})
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def close_request(self, still_open: bool = False) -> Any:
         if still_open or not await self._allowed():
             return None
         return self._goto({"id": None})
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def next_page(self) -> Any:
         if not await self._allowed() or not self.next_cursor:
             return None
         return self._goto({"cursor": self.next_cursor, "id": None})
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def first_page(self) -> Any:
         if not await self._allowed():
             return None

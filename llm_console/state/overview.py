@@ -10,11 +10,13 @@ from llm_console import routes
 from llm_console.presenters.overview import OverviewView, overview_view
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters
+from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.services.usage import load_overview
 from llm_console.state.dashboard import DashboardMixin
 
 
 class OverviewState(DashboardMixin, rx.State):
+    _minimum_role: ClassVar[str] = ORG_WIDE_ROLE  # organization-wide figures
     _route: ClassVar[str] = routes.OVERVIEW
     _export_tables: ClassVar[tuple[str, ...]] = ("cards", "week_cards", "providers", "top_users", "top_keys", "latest")
     cards: list[dict[str, str]] = []

@@ -6,6 +6,7 @@ import reflex as rx
 
 from llm_console import routes
 from llm_console.auth.guard import current_user
+from llm_console.auth.roles import ROLE_RANK
 
 LOGIN_ERRORS = {"invalid": "Wrong email or password.", "expired": "Your session has ended; sign in again."}
 
@@ -15,13 +16,14 @@ class SessionState(rx.State):
 
     email: str = ""
     role: str = ""
+    rank: int = -1  # the role's rank, for showing only the pages this user may open
 
     @rx.event
     async def check(self) -> rx.event.EventSpec | None:
         user = await current_user(self)
         if user is None:
             return rx.redirect(routes.LOGIN, replace=True)
-        self.email, self.role = user.email, user.role
+        self.email, self.role, self.rank = user.email, user.role, ROLE_RANK.get(user.role, -1)
         return None
 
 

@@ -10,14 +10,17 @@ from typing import Any, ClassVar
 import reflex as rx
 
 from llm_console import routes
+from llm_console.auth.policy import PAGE_ROLE, requires
 from llm_console.presenters.spend import SpendView, spend_csv, spend_json, spend_view
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters, parse_filters
+from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.services.spend import load_spend, parse_spend_query, user_spend
 from llm_console.state.dashboard import ANY, DashboardMixin
 
 
 class SpendState(DashboardMixin, rx.State):
+    _minimum_role: ClassVar[str] = ORG_WIDE_ROLE  # organization-wide figures
     _route: ClassVar[str] = routes.SPEND
     status: str = ""
     search: str = ""
@@ -40,6 +43,7 @@ class SpendState(DashboardMixin, rx.State):
         self.page, self.pages, self.status, self.search = view.page, view.pages, view.status, view.search
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def set_param(self, name: str, value: str) -> Any:
         """Navigate to this page with one of status, q or page changed (a filter change goes back to page 1)."""
         if not await self._allowed():
@@ -52,6 +56,7 @@ class SpendState(DashboardMixin, rx.State):
         return rx.redirect(f"{self._route}?{query}" if query else self._route)
 
     @rx.event
+    @requires(PAGE_ROLE)
     async def export(self, fmt: str) -> Any:
         """Every user matching the filters, all pages, as CSV (or JSON)."""
         if not await self._allowed():

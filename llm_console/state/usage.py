@@ -11,12 +11,14 @@ from llm_console.presenters.usage import UsageView, usage_view
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters
 from llm_console.services.performance import load_usage
+from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.state.dashboard import DashboardMixin
 
 SLOTS = 7  # six top models and "other"
 
 
 class UsageState(DashboardMixin, rx.State):
+    _minimum_role: ClassVar[str] = ORG_WIDE_ROLE  # organization-wide figures
     _route: ClassVar[str] = routes.USAGE
     _export_tables: ClassVar[tuple[str, ...]] = (
         "by_model",

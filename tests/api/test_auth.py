@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from llm_console.api import auth as api_auth
 from llm_console.auth.routes import AUTH_ROUTES
-from llm_console.db.models import User, VirtualKey
+from llm_console.db.models import Membership, User, VirtualKey
 from llm_console.services import context as console_context
 from llm_console.services.keys import create_key, revoke_key
 from llm_console.services.sessions import COOKIE_NAME
@@ -45,12 +45,40 @@ async def test_bad_cookies(sqlite_world: World) -> None:
         assert_error(resp, 401, "missing_credentials")
 
 
-@pytest.mark.parametrize("role", ["admin", "operator", "member", "viewer"])
-async def test_every_role_reads_aggregates_and_rows(sqlite_world: World, role: str) -> None:
+@pytest.mark.parametrize("role", ["admin", "operator"])
+async def test_org_wide_roles_read_aggregates_and_rows(sqlite_world: World, role: str) -> None:
     async with open_client(sqlite_world) as api:
         for path in AGGREGATES:
             assert (await api.get(path, as_=role)).status_code == 200, path
         assert (await api.get("requests/export", as_=role)).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["member", "viewer"])
+async def test_team_scoped_roles_read_rows_but_not_org_wide_figures(sqlite_world: World, role: str) -> None:
+    async with open_client(sqlite_world) as api:
+        for path in AGGREGATES[:-1]:
+            assert_error(await api.get(path, as_=role), 403, "forbidden")
+        assert (await api.get("requests", as_=role)).status_code == 200
+        assert (await api.get("requests/export", as_=role)).status_code == 200
+
+
+async def test_members_see_only_their_teams_and_their_own_requests(sqlite_world: World) -> None:
+    """The member owns most rows; the viewer, in no team, sees none; joining the team shows its rows."""
+    w = sqlite_world
+    async with open_client(w) as api:
+        member_rows = {r["id"] for r in (await api.ok("requests", as_="member", **WINDOW))["data"]}
+        admin_rows = {r["id"] for r in (await api.ok("requests", as_="admin", **WINDOW))["data"]}
+        viewer_rows = {r["id"] for r in (await api.ok("requests", as_="viewer", **WINDOW))["data"]}
+        assert viewer_rows == set() and member_rows and member_rows < admin_rows
+        hidden = next(iter(admin_rows - member_rows))
+        assert_error(await api.get(f"requests/{hidden}", as_="member"), 404, "not_found")
+        exported = (await api.get("requests/export", as_="member", format="json", **WINDOW)).text
+        assert hidden not in exported and "admin@example.com" not in exported
+        with Session(w.engine) as s:
+            s.add(Membership(user_id=w.users["viewer"], team_id=w.team_id, role="viewer"))
+            s.commit()
+        team_rows = {r["id"] for r in (await api.ok("requests", as_="viewer", **WINDOW))["data"]}
+        assert team_rows and team_rows <= admin_rows
 
 
 async def test_bodies_need_member_or_above(sqlite_world: World) -> None:

@@ -93,14 +93,14 @@ def open_settled(page: Page, url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "route"), [(label, route) for label, route, _icon in NAV], ids=[r for _, r, _ in NAV]
+    ("label", "route"), [(label, route) for label, route, _icon, _role in NAV], ids=[r for _, r, _, _ in NAV]
 )
 def test_console_page_has_no_serious_violations(page: Page, console: Console, label: str, route: str) -> None:
     open_settled(page, f"{console.url}{route}")
     assert_accessible(page, f"{route} ({label})")
 
 
-@pytest.mark.parametrize("route", [route for _label, route, _icon in NAV])
+@pytest.mark.parametrize("route", [route for _label, route, _icon, _role in NAV])
 def test_the_sidebar_tells_assistive_technology_the_current_page(page: Page, console: Console, route: str) -> None:
     page.goto(f"{console.url}{route}")
     expect(page.locator("h1").first).to_be_visible()

@@ -33,6 +33,10 @@ class RequestFilters:
     min_latency_ms: float | None = None
     min_cost_usd: float | None = None
     search: str | None = None
+    # Team scope of a member or viewer: only rows of these teams, or their own (`visible_user_id`).
+    # None: no scope (operators and admins see every row).
+    visible_team_ids: frozenset[int] | None = None
+    visible_user_id: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", utc(self.start))
@@ -68,4 +72,6 @@ class RequestFilters:
             names.append("min_cost_usd")
         if self.search:
             names.append("search")
+        if self.visible_team_ids is not None:
+            names.append("scope")
         return names

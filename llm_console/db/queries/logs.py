@@ -145,6 +145,10 @@ def conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
         where.append(R.c.latency_ms >= f.min_latency_ms)
     if f.min_cost_usd is not None:
         where.append(R.c.cost_usd >= f.min_cost_usd)
+    if f.visible_team_ids is not None:
+        mine = R.c.user_id == f.visible_user_id if f.visible_user_id is not None else false()
+        teams = R.c.team_id.in_(sorted(f.visible_team_ids)) if f.visible_team_ids else false()
+        where.append(or_(teams, mine))
     if f.search:
         pattern = like_pattern(f.search)
         where.append(or_(R.c.request_body.ilike(pattern, escape="\\"), R.c.response_body.ilike(pattern, escape="\\")))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
-from llm_console.db.models import Deployment, ModelAlias, Provider, Team, User, VirtualKey
+from llm_console.db.models import Deployment, Membership, ModelAlias, Provider, Team, User, VirtualKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,31 @@ class Directory:
         if table is None:
             return value
         return table.get(int(value), f"#{value} (deleted)")
+
+
+def scoped_directory(engine: Engine, directory: Directory, team_ids: frozenset[int] | None, user_id: int) -> Directory:
+    """`directory` narrowed to what a team-scoped user may see: their teams, the users in them, their keys."""
+    if team_ids is None:
+        return directory
+    with engine.connect() as conn:
+        members = {
+            r.user_id
+            for r in conn.execute(select(Membership.user_id).where(Membership.team_id.in_(sorted(team_ids))))  # type: ignore[attr-defined,call-overload]
+        } | {user_id}
+        keys = {
+            r.id
+            for r in conn.execute(
+                select(VirtualKey.id).where(  # type: ignore[call-overload]
+                    or_(VirtualKey.team_id.in_(sorted(team_ids)), VirtualKey.user_id == user_id)  # type: ignore[union-attr,arg-type]
+                )
+            )
+        }
+    return replace(
+        directory,
+        keys={k: v for k, v in directory.keys.items() if k in keys},
+        users={k: v for k, v in directory.users.items() if k in members},
+        teams={k: v for k, v in directory.teams.items() if k in team_ids},
+    )
 
 
 def load_directory(engine: Engine) -> Directory:
