@@ -121,13 +121,38 @@ def test_dashboard_handlers_refuse_anonymous_sockets(console: Console, private_r
             assert "range=7d" not in pushed, name  # not even a navigation comes back
 
 
+def _own_key(console: Console, email: str) -> str:
+    """A gateway key owned by the user with `email`, minted in the console's own database."""
+    from sqlmodel import select
+
+    from llm_console.db.engine import make_engine, session
+    from llm_console.db.models import User
+    from llm_console.services.keys import create_key
+
+    engine = make_engine(f"sqlite:///{(console.data_dir / 'llm_console.db').as_posix()}")
+    try:
+        with session(engine) as s:
+            user = s.exec(select(User).where(User.email == email)).one()
+        return create_key(engine, name=f"{email} key", actor="test", user_id=user.id).secret
+    finally:
+        engine.dispose()
+
+
 def test_bodies_reach_members_but_not_viewers(console: Console, private_request: str) -> None:
     env = {**console.env, "VIEWER_PW": VIEWER_PASSWORD}
     done = run_cli(env, "create-admin", VIEWER_EMAIL, "--role", "viewer", "--password-env", "VIEWER_PW")
     assert done.returncode == 0 or "exists" in done.stderr, done.stderr
     viewer = in_thread(session_cookie(console, VIEWER_EMAIL, VIEWER_PASSWORD))
-    seen_by_viewer = in_thread(call(console, LOGS_LOAD, {}, viewer, "/logs", f"id={private_request}"))
-    assert private_request in seen_by_viewer  # the row and its trace, yes
-    assert SECRET_PROMPT not in seen_by_viewer  # its prompt, no
+    # The admin's request belongs to no team of the viewer's: not even its row reaches them.
+    assert private_request not in in_thread(call(console, LOGS_LOAD, {}, viewer, "/logs", f"id={private_request}"))
+    # Their own request: the row and its trace, yes; its prompt, no (bodies need member or above).
+    with openai.OpenAI(base_url=f"{console.url}/v1", api_key=_own_key(console, VIEWER_EMAIL), max_retries=0) as c:
+        own = c.chat.completions.with_raw_response.create(
+            model="e2e-model", messages=[{"role": "user", "content": SECRET_PROMPT}], max_tokens=5
+        ).headers["x-request-id"]
+    in_thread(asyncio.sleep(1.5))
+    seen_by_viewer = in_thread(call(console, LOGS_LOAD, {}, viewer, "/logs", f"id={own}"))
+    assert own in seen_by_viewer
+    assert SECRET_PROMPT not in seen_by_viewer
     admin = in_thread(session_cookie(console))
     assert SECRET_PROMPT in in_thread(call(console, LOGS_LOAD, {}, admin, "/logs", f"id={private_request}"))
