@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llm_console.gateway.routing import Route, Target
 
@@ -59,6 +59,12 @@ class EngineSignals:
             return None
         return sample
 
+    def frozen_copy(self, now: float) -> EngineSignals:
+        """The samples held now, judged at `now` forever (for previews; later updates do not reach it)."""
+        copy = EngineSignals(self.stale_after_s, clock=lambda: now)
+        copy._samples = dict(self._samples)
+        return copy
+
 
 class NoCapacity(Exception):
     """No deployment of the route can take the request now; `reason` is `circuit_open` or `busy`."""
@@ -87,6 +93,21 @@ class Balancer:
         self.states: dict[int, DeploymentState] = {}
         self.on_change: Callable[[Target, DeploymentState], None] | None = None
         self.on_inflight: Callable[[Target, int], None] | None = None
+
+    def snapshot(self, rng: random.Random) -> Balancer:
+        """A detached copy for what-if questions (the console's routing preview): same thresholds, copies of
+        every deployment's state and engine sample, the clock frozen at now, no callbacks. Nothing done to
+        the copy reaches this balancer."""
+        now = self.clock()
+        copy = Balancer(
+            failure_threshold=self.failure_threshold,
+            cooldown_s=self.cooldown_s,
+            rng=rng,
+            clock=lambda: now,
+            signals=self.signals.frozen_copy(now),
+        )
+        copy.states = {dep_id: replace(st) for dep_id, st in list(self.states.items())}
+        return copy
 
     def state(self, deployment_id: int) -> DeploymentState:
         st = self.states.get(deployment_id)

@@ -256,12 +256,11 @@ def set_route_policy(
         if row is None:
             raise ConfigError(f"no alias {alias!r}; create it with add-deployment first")
         if fallbacks is not None:
-            known = {a.alias for a in s.exec(select(ModelAlias))}
-            unknown = [f for f in fallbacks if f not in known]
-            if unknown:
-                raise ConfigError(f"unknown fallback alias(es): {', '.join(unknown)}")
-            if alias in fallbacks:
-                raise ConfigError("an alias cannot fall back to itself")
+            from llm_console.gateway.routing import Policy
+            from llm_console.services.routing_rules import check_fallbacks
+
+            graph = {a.alias: Policy.from_settings(a.settings).fallbacks for a in s.exec(select(ModelAlias))}
+            fallbacks = list(check_fallbacks(alias, fallbacks, graph))
         before = {"strategy": row.strategy, **row.settings}
         policy = dict(row.settings or {})
         changes: dict[str, object] = {
@@ -282,7 +281,7 @@ def set_route_policy(
             actor=actor,
             action="route.update",
             target_type="model_alias",
-            target_id=alias,
+            target_id=alias[:100],
             before=before,
             after={"strategy": row.strategy, **policy},
         )

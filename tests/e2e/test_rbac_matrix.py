@@ -43,6 +43,23 @@ HANDLERS: dict[str, dict[str, str]] = {
     "CostsState": dict.fromkeys(DASHBOARD, "operator"),
     "SpendState": dict.fromkeys(DASHBOARD, "operator"),
     "LogsState": dict.fromkeys((*DASHBOARD, "open_request", "close_request", "next_page", "first_page"), "viewer"),
+    "RoutingState": dict.fromkeys(("load", "select_alias", "run_preview"), "viewer"),
+    "RoutingEditState": dict.fromkeys(
+        (
+            "set_strategy",
+            "set_weight",
+            "set_field",
+            "add_link",
+            "remove_link",
+            "add_fallback",
+            "remove_fallback",
+            "save",
+            "set_create_open",
+            "create_alias",
+            "delete_alias",
+        ),
+        "operator",
+    ),
 }
 
 # page route -> lowest role whose on-load shows its content (PUBLIC: no sign-in needed).
@@ -54,6 +71,7 @@ PAGES: dict[str, str] = {
     "costs": "operator",
     "spend": "operator",
     "logs": "viewer",
+    "config/routing": "viewer",
     "limits": "viewer",
     "fleet": "viewer",
     "analytics": "viewer",

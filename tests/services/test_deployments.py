@@ -237,7 +237,7 @@ def test_route_policy_changes_only_what_is_given_and_is_audited(engine: Engine, 
     [
         ({"alias": "nope"}, "no alias"),
         ({"strategy": "random"}, "strategy"),
-        ({"fallbacks": ["zzz"]}, "unknown fallback"),
+        ({"fallbacks": ["zzz"]}, "no alias .zzz. to fall back to"),
         ({"fallbacks": ["a"]}, "itself"),
         ({"retries": 11}, "retries"),
         ({"backoff_ms": -1.0}, "negative"),
