@@ -43,6 +43,8 @@ HANDLERS: dict[str, dict[str, str]] = {
     "CostsState": dict.fromkeys(DASHBOARD, "operator"),
     "SpendState": dict.fromkeys(DASHBOARD, "operator"),
     "LogsState": dict.fromkeys((*DASHBOARD, "open_request", "close_request", "next_page", "first_page"), "viewer"),
+    "CatalogState": dict.fromkeys(("load", "search_catalog", "toggle_compare", "clear_compare"), "viewer"),
+    "CatalogEditState": dict.fromkeys(("save", "refresh_metadata"), "operator"),
     "RoutingState": dict.fromkeys(("load", "select_alias", "run_preview"), "viewer"),
     "RoutingEditState": dict.fromkeys(
         (
@@ -72,6 +74,7 @@ PAGES: dict[str, str] = {
     "spend": "operator",
     "logs": "viewer",
     "config/routing": "viewer",
+    "models": "viewer",
     "limits": "viewer",
     "fleet": "viewer",
     "analytics": "viewer",
@@ -93,6 +96,8 @@ ROUTES: dict[str, set[int]] = {
     "/metrics": {200, 401},  # 401 when LLMC_METRICS_TOKEN is set
     "/auth/login": {303},
     "/auth/logout": {303},
+    "/auth/oidc/login": {302, 303},  # to the IdP, or back to /login when OIDC is off
+    "/auth/oidc/callback": {303},  # back to /login?error=... without a pending sign-in
     "/api/v1/analytics/summary": {401},
     "/api/v1/analytics/timeseries": {401},
     "/api/v1/analytics/by-model": {401},
