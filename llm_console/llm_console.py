@@ -11,6 +11,7 @@ from llm_console import pages  # noqa: F401  (registers the pages)
 from llm_console.api import make_analytics_routes
 from llm_console.api.openapi import console_document
 from llm_console.auth.guard import AuthMiddleware
+from llm_console.auth.invite_routes import INVITE_ROUTES
 from llm_console.auth.routes import AUTH_ROUTES
 from llm_console.gateway import create_gateway
 from llm_console.services.context import get_context
@@ -35,7 +36,7 @@ app = rx.App(
     api_transformer=create_gateway(
         runtime=get_context().runtime,
         standalone=False,
-        extra_routes=[*AUTH_ROUTES, *ANALYTICS_ROUTES],
+        extra_routes=[*AUTH_ROUTES, *INVITE_ROUTES, *ANALYTICS_ROUTES],
         # The console serves more than the gateway: its document lists the analytics API too.
         document=console_document,
     )

@@ -38,6 +38,7 @@ def has_role(user: SessionUser | None, minimum: str) -> bool:
 @lru_cache(maxsize=1)
 def public_events() -> frozenset[str]:
     """Reflex's own page-lifecycle events plus the few of ours that check the session themselves."""
+    from llm_console.state.invite import InviteState
     from llm_console.state.session import LoginState, SessionState
 
     handlers = [
@@ -50,6 +51,7 @@ def public_events() -> frozenset[str]:
         FrontendEventExceptionState.event_handlers["handle_frontend_exception"],
         SessionState.event_handlers["check"],
         LoginState.event_handlers["load"],
+        InviteState.event_handlers["load"],  # answers only for the token in its own URL
     ]
     return frozenset(format_event_handler(h) for h in handlers)
 

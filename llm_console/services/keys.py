@@ -1,21 +1,38 @@
-"""Virtual keys: minted once, stored as SHA-256 and a display prefix, looked up by hash only."""
+"""Virtual keys: minted once, stored as SHA-256 and a display prefix, looked up by hash only.
+
+Who may change a key lives here too: operators and admins manage every key, members the keys they own or
+their teams own, viewers none. Console creation, rotation, edits and limits are in `services.key_admin`.
+No secret or hash ever reaches an audit row.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from llm_console.auth.roles import has_role_name
 from llm_console.crypto import random_token, sha256_hex
 from llm_console.db.engine import session
 from llm_console.db.models import VirtualKey, utcnow
+from llm_console.db.queries.filters import utc
 from llm_console.services.audit import record
+from llm_console.services.scope import Scope
 
 KEY_PREFIX = "sk-llmc-"
 SCOPES = ("analytics",)
 """Rights a key may carry beyond calling models: "analytics" reads /api/v1/analytics (an admin key)."""
+
+
+class KeyAdminError(ValueError):
+    """A readable reason a key could not be created or changed."""
+
+
+class KeyPermissionError(KeyAdminError):
+    """The signed-in user may not make this change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +51,33 @@ def looks_like_key(secret: str) -> bool:
     return secret.startswith(KEY_PREFIX) and 20 <= len(secret) <= 100 and secret.isascii()
 
 
+def can_manage_key(scope: Scope, key: Any) -> bool:
+    """Operators and admins: any key; members: their own and their teams' keys; viewers: none."""
+    if not has_role_name(scope.role, "member"):
+        return False
+    return scope.sees(team_id=key.team_id, user_id=key.user_id)
+
+
+def mint_secret() -> tuple[str, str]:
+    secret = KEY_PREFIX + random_token(32)
+    return secret, secret[: len(KEY_PREFIX) + 6]
+
+
+def add_key(s: Session, row: VirtualKey, actor: str, action: str = "key.create") -> None:
+    """Add a key row and its audit event (name, prefix, aliases, owner, expiry: never the secret or hash)."""
+    s.add(row)
+    s.flush()
+    after: dict[str, Any] = {"name": row.name, "prefix": row.prefix, "allowed_aliases": row.allowed_aliases}
+    for name in ("user_id", "team_id", "rotated_from_id"):
+        if getattr(row, name) is not None:
+            after[name] = getattr(row, name)
+    if row.expires_at is not None:
+        after["expires_at"] = utc(row.expires_at).isoformat()
+    if row.scopes:
+        after["scopes"] = row.scopes
+    record(s, actor=actor, action=action, target_type="virtual_key", target_id=str(row.id), after=after)
+
+
 def create_key(
     engine: Engine,
     *,
@@ -49,8 +93,7 @@ def create_key(
     unknown = sorted(set(scopes or ()) - set(SCOPES))
     if unknown:
         raise ValueError(f"unknown scope {unknown[0]!r}: use {', '.join(SCOPES)}")
-    secret = KEY_PREFIX + random_token(32)
-    prefix = secret[: len(KEY_PREFIX) + 6]
+    secret, prefix = mint_secret()
     row = VirtualKey(
         key_hash=hash_key(secret),
         prefix=prefix,
@@ -60,34 +103,45 @@ def create_key(
         allowed_aliases=list(allowed_aliases or []),
         expires_at=expires_at,
         scopes=sorted(set(scopes or ())),
+        created_by=actor,
     )
-    after: dict[str, object] = {"name": name, "prefix": prefix, "allowed_aliases": row.allowed_aliases}
-    if row.scopes:
-        after["scopes"] = row.scopes
     with session(engine) as s:
-        s.add(row)
-        s.flush()
-        record(
-            s,
-            actor=actor,
-            action="key.create",
-            target_type="virtual_key",
-            target_id=str(row.id),
-            after=after,
-        )
+        add_key(s, row, actor)
         s.commit()
         assert row.id is not None
         return MintedKey(id=row.id, secret=secret, prefix=prefix)
 
 
-def revoke_key(engine: Engine, key_id: int, *, actor: str) -> bool:
+def require_member(scope: Scope, what: str) -> None:
+    if not has_role_name(scope.role, "member"):
+        raise KeyPermissionError(f"Viewers cannot {what} keys.")
+
+
+def managed_key(s: Session, scope: Scope | None, key_id: int, what: str) -> VirtualKey:
+    """The key, if `scope` (None: a trusted caller such as the CLI) may change it; one message for unseen keys."""
+    row = s.get(VirtualKey, key_id)
+    if row is None or (scope is not None and not scope.sees(team_id=row.team_id, user_id=row.user_id)):
+        raise KeyAdminError("No such key.")
+    if scope is not None:
+        require_member(scope, what)
+        if not can_manage_key(scope, row):
+            raise KeyPermissionError(f"You cannot {what} this key.")
+    return row
+
+
+def revoke_key(engine: Engine, key_id: int, *, actor: str, scope: Scope | None = None) -> bool:
+    """Revoke a key now; False when it was already revoked or (without a scope) does not exist."""
     with session(engine) as s:
-        row = s.get(VirtualKey, key_id)
+        if scope is not None:
+            row: VirtualKey | None = managed_key(s, scope, key_id, "revoke")
+        else:
+            row = s.get(VirtualKey, key_id)
         if row is None or row.revoked_at is not None:
             return False
         row.revoked_at = utcnow()
         s.add(row)
-        record(s, actor=actor, action="key.revoke", target_type="virtual_key", target_id=str(key_id))
+        after = {"name": row.name, "prefix": row.prefix}
+        record(s, actor=actor, action="key.revoke", target_type="virtual_key", target_id=str(key_id), after=after)
         s.commit()
         return True
 

@@ -2,16 +2,19 @@
 
 Before the console starts, its database gets eight days of seeded history (so the dashboards have figures
 to change) and two aliases of its own: `e2e-model` on the simulator and `e2e-down` on a closed port, whose
-calls fail (connection refused, then an open circuit).
+calls fail (connection refused, then an open circuit). It also trusts a real OpenID provider for single
+sign-on (pytest-iam's Canaille, started first); local password sign-in stays on for the other tests.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -25,6 +28,9 @@ SEEDED_REQUESTS = 5000
 SEEDED_DAYS = 8
 ADMIN_EMAIL = "admin@localhost"
 ADMIN_PASSWORD = "e2e-admin-password"
+OIDC_CLIENT_ID = "llm-console-e2e"
+OIDC_BUTTON = "Sign in with the test IdP"
+OIDC_ROLE_MAP = "llm-admins=admin,llm-operators=operator,llm-members=member"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -43,13 +49,48 @@ class Console:
     env: dict[str, str]
     data_dir: Path
     log: Path
+    idp: Any = None  # the pytest-iam server the console trusts for single sign-on
+
+
+def oidc_client_env(iam_server: Any, port: int) -> dict[str, str]:
+    """Register the console at the IdP (redirect URI on localhost:`port`) and return its `LLMC_OIDC_*` settings."""
+    secret = secrets.token_urlsafe(24)
+    origin = f"http://localhost:{port}"
+    client = iam_server.models.Client(
+        client_id=OIDC_CLIENT_ID,
+        client_secret=secret,
+        client_name="LLM Console (e2e)",
+        client_uri=origin,  # a localhost client is trusted by Canaille: no consent page
+        redirect_uris=[f"{origin}/auth/oidc/callback"],
+        grant_types=["authorization_code"],
+        response_types=["code"],
+        token_endpoint_auth_method="client_secret_basic",
+        scope=["openid", "email", "profile", "groups"],
+    )
+    iam_server.backend.save(client)
+    iam_server.backend.update(client, audience=[client])
+    iam_server.backend.save(client)
+    return {
+        "LLMC_OIDC_ISSUER": str(iam_server.url).rstrip("/"),
+        "LLMC_OIDC_CLIENT_ID": OIDC_CLIENT_ID,
+        "LLMC_OIDC_CLIENT_SECRET": secret,
+        "LLMC_OIDC_SCOPES": "openid email profile groups",
+        "LLMC_OIDC_ROLE_MAP": OIDC_ROLE_MAP,
+        "LLMC_OIDC_DISPLAY_NAME": OIDC_BUTTON,
+        "LLMC_OIDC_REDIRECT_URL": f"{origin}/auth/oidc/callback",
+    }
 
 
 @pytest.fixture(scope="session")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+def console(tmp_path_factory: pytest.TempPathFactory, iam_server: Any) -> Iterator[Console]:
     data_dir = tmp_path_factory.mktemp("console")
     sim_port, port, closed_port = free_port(), free_port(), free_port()
-    env = cli_env(data_dir, LLMC_ADMIN_PASSWORD=ADMIN_PASSWORD, LLMC_LOG_FLUSH_INTERVAL_S="0.2")
+    env = cli_env(
+        data_dir,
+        LLMC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        LLMC_LOG_FLUSH_INTERVAL_S="0.2",
+        **oidc_client_env(iam_server, port),
+    )
     sim = spawn(
         [sys.executable, "-m", "llm_console.simulator", "--port", str(sim_port), "--ttft-ms", "20", "--tps", "500"],
         env,
@@ -76,7 +117,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             wait_http(f"http://127.0.0.1:{port}/ping", 600, proc)
         except (RuntimeError, TimeoutError) as exc:
             raise AssertionError(f"console did not start: {exc}\n{log.read_text()[-4000:]}") from exc
-        yield Console(f"http://localhost:{port}", minted.stdout.strip(), env, data_dir, log)
+        yield Console(f"http://localhost:{port}", minted.stdout.strip(), env, data_dir, log, iam_server)
     finally:
         if proc is not None:
             stop(proc, timeout_s=30)

@@ -45,6 +45,31 @@ HANDLERS: dict[str, dict[str, str]] = {
     "LogsState": dict.fromkeys((*DASHBOARD, "open_request", "close_request", "next_page", "first_page"), "viewer"),
     "CatalogState": dict.fromkeys(("load", "search_catalog", "toggle_compare", "clear_compare"), "viewer"),
     "CatalogEditState": dict.fromkeys(("save", "refresh_metadata"), "operator"),
+    "UsersState": {
+        **dict.fromkeys(("load", "apply_filters", "set_filter", "goto"), "operator"),
+        **dict.fromkeys(("change_role", "toggle_active"), "admin"),
+    },
+    "InvitesState": {"load": "operator", **dict.fromkeys(("set_open", "create", "revoke"), "admin")},
+    "TeamsState": {
+        **dict.fromkeys(("load", "select"), "operator"),
+        **dict.fromkeys(("create", "update", "delete", "add_member", "set_member_role", "remove_member"), "admin"),
+    },
+    "ServiceAccountsState": {
+        "load": "operator",
+        **dict.fromkeys(("create", "mint", "dismiss_secret", "deactivate"), "admin"),
+    },
+    "AuditState": dict.fromkeys(
+        ("load", "set_param", "apply_text", "open_event", "close_event", "next_page", "first_page", "clear_filters"),
+        "operator",
+    ),
+    "InviteState": {"load": PUBLIC},
+    "KeysState": {
+        **dict.fromkeys(("load", "set_filter", "search_keys", "goto_page", "dismiss_secret"), "viewer"),
+        **dict.fromkeys(("ask", "cancel", "confirm"), "member"),
+    },
+    "KeyFormState": dict.fromkeys(
+        ("open_create", "open_edit", "close", "choose_owner_type", "choose_owner", "toggle_alias", "submit"), "member"
+    ),
     "RoutingState": dict.fromkeys(("load", "select_alias", "run_preview"), "viewer"),
     "RoutingEditState": dict.fromkeys(
         (
@@ -67,6 +92,9 @@ HANDLERS: dict[str, dict[str, str]] = {
 # page route -> lowest role whose on-load shows its content (PUBLIC: no sign-in needed).
 PAGES: dict[str, str] = {
     "login": PUBLIC,
+    "invite": PUBLIC,
+    "organization": "operator",
+    "audit": "operator",
     "index": "operator",
     "usage": "operator",
     "embeddings": "operator",
@@ -75,6 +103,7 @@ PAGES: dict[str, str] = {
     "logs": "viewer",
     "config/routing": "viewer",
     "models": "viewer",
+    "keys": "viewer",
     "limits": "viewer",
     "fleet": "viewer",
     "analytics": "viewer",
@@ -97,7 +126,8 @@ ROUTES: dict[str, set[int]] = {
     "/auth/login": {303},
     "/auth/logout": {303},
     "/auth/oidc/login": {302, 303},  # to the IdP, or back to /login when OIDC is off
-    "/auth/oidc/callback": {303},  # back to /login?error=... without a pending sign-in
+    "/auth/oidc/callback": {303},
+    "/auth/invite/accept": {303},  # back to /invite?error=...  # back to /login?error=... without a pending sign-in
     "/api/v1/analytics/summary": {401},
     "/api/v1/analytics/timeseries": {401},
     "/api/v1/analytics/by-model": {401},
