@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from llm_console.auth.roles import has_role_name
 from llm_console.crypto import random_token, sha256_hex
 from llm_console.db.engine import session
-from llm_console.db.models import VirtualKey, utcnow
+from llm_console.db.models import User, VirtualKey, utcnow
 from llm_console.db.queries.filters import utc
 from llm_console.services.audit import record
 from llm_console.services.scope import Scope
@@ -147,5 +147,12 @@ def revoke_key(engine: Engine, key_id: int, *, actor: str, scope: Scope | None =
 
 
 def find_by_hash(engine: Engine, key_hash: str) -> VirtualKey | None:
+    """The key with this hash; one owned by a deactivated user comes back revoked (not saved)."""
     with session(engine) as s:
-        return s.exec(select(VirtualKey).where(VirtualKey.key_hash == key_hash)).first()
+        row = s.exec(select(VirtualKey).where(VirtualKey.key_hash == key_hash)).first()
+        if row is not None and row.revoked_at is None and row.user_id is not None:
+            owner = s.get(User, row.user_id)
+            if owner is None or not owner.is_active:
+                s.expunge(row)
+                row.revoked_at = utcnow()
+        return row

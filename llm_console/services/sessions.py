@@ -56,7 +56,7 @@ def resolve(engine: Engine, token: str | None) -> SessionUser | None:
         return None
     sess, user = row
     expires = sess.expires_at if sess.expires_at.tzinfo else sess.expires_at.replace(tzinfo=UTC)
-    if expires <= utcnow() or not user.is_active or user.id is None:
+    if expires <= utcnow() or not user.is_active or user.kind != "person" or user.id is None:
         return None
     return SessionUser(user_id=user.id, email=user.email, name=user.name, role=user.role)
 

@@ -529,3 +529,23 @@ def test_an_unchanged_owner_keeps_both_user_and_team(org: Org) -> None:
     assert (stored.name, stored.user_id, stored.team_id) == ("both-renamed", org.ids["vera"], org.ids["A"])
     with pytest.raises(KeyPermissionError):  # but she may not hand it to another person
         update_key(org.engine, both.id, KeySpec("x", "user", org.ids["bob"]), scope=alice, actor="al")
+
+
+def test_a_deactivated_owners_keys_stop_working(engine: Engine) -> None:
+    from llm_console.services.users import create_user
+
+    user = create_user(engine, email="leaver@example.com", password=None, role="member", actor="t")
+    minted = create_key(engine, name="leaver", actor="t", user_id=user.id)
+    found = find_by_hash(engine, hash_key(minted.secret))
+    assert found is not None and found.revoked_at is None
+    with session(engine) as s:
+        row = s.get(User, user.id)
+        assert row is not None
+        row.is_active = False
+        s.add(row)
+        s.commit()
+    found = find_by_hash(engine, hash_key(minted.secret))
+    assert found is not None and found.revoked_at is not None
+    with session(engine) as s:  # reported revoked, not written: reactivating the owner revives the key
+        stored = s.get(VirtualKey, minted.id)
+        assert stored is not None and stored.revoked_at is None
