@@ -139,6 +139,58 @@ def cmd_route(args: argparse.Namespace) -> None:
     print(f"alias {row.alias}: strategy {row.strategy}, policy {row.settings}")
 
 
+def cmd_export_config(args: argparse.Namespace) -> None:
+    from llm_console.services.config_io import export_config
+
+    text = export_config(_engine(_settings()))
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"configuration written to {args.output} (API keys are never exported)", file=sys.stderr)
+
+
+def cmd_import_config(args: argparse.Namespace) -> None:
+    from llm_console.crypto import SecretBox
+    from llm_console.services.config_io import apply_import, preview_import
+    from llm_console.services.config_schema import MAX_BYTES
+    from llm_console.services.deployments import ConfigError
+
+    try:
+        if args.file == "-":
+            text = sys.stdin.read(MAX_BYTES + 1)
+        else:
+            with open(args.file, encoding="utf-8") as src:
+                text = src.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{args.file} is not UTF-8 text") from None
+    settings = _settings()
+    options = {"litellm": args.litellm, "allow_private": args.allow_private}
+    engine, box = _engine(settings), SecretBox(settings.resolved_secret_key())
+    try:
+        if args.dry_run:
+            plan = preview_import(engine, box, text, extra_allowlist=settings.upstream_allowlist, **options)
+        else:
+            plan = apply_import(engine, box, text, actor="cli", extra_allowlist=settings.upstream_allowlist, **options)
+    except ConfigError as exc:
+        problems = getattr(exc, "problems", None) or [str(exc)]
+        hint = " If these networks are yours, pass --allow-private." if "allow private" in str(exc) else ""
+        raise CliError("nothing was imported:\n  " + "\n  ".join(problems) + hint) from None
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for row in plan.rows():
+        print(f"{row['action']:<7} {row['kind']:<16} {row['name']}")
+        for line in row["changes"].splitlines():
+            print(f"        {line}")
+    print(f"dry run: {plan.summary()}; nothing was changed" if args.dry_run else f"applied: {plan.summary()}")
+
+
 def cmd_create_key(args: argparse.Namespace) -> None:
     from llm_console.services.keys import SCOPES, create_key
 
@@ -336,6 +388,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--first-byte-timeout", type=float, metavar="S")
     sp.add_argument("--idle-timeout", type=float, metavar="S")
     sp.add_argument("--total-timeout", type=float, metavar="S")
+
+    sp = add("export-config", cmd_export_config, "Write the whole configuration as YAML (never API keys).")
+    sp.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of standard output")
+
+    sp = add(
+        "import-config",
+        cmd_import_config,
+        "Import a configuration YAML (or a LiteLLM config.yaml): show the changes, then apply them in one "
+        "audited transaction.",
+    )
+    sp.add_argument("file", metavar="FILE", help="the YAML file ('-' reads standard input)")
+    sp.add_argument("--dry-run", action="store_true", help="only show what would change; write nothing")
+    sp.add_argument("--litellm", action="store_true", help="FILE is a LiteLLM proxy config.yaml (its model_list)")
+    sp.add_argument(
+        "--allow-private",
+        action="store_true",
+        help="base URLs on private networks or loopback are yours: add their hosts to the upstream allow-list",
+    )
 
     sp = add("create-key", cmd_create_key, "Mint a virtual key; it is printed once.")
     sp.add_argument("--name", default="")

@@ -21,6 +21,7 @@ from llm_console.auth.roles import ROLE_RANK
 from llm_console.db.engine import session
 from llm_console.db.models import User, utcnow
 from llm_console.services.audit import record
+from llm_console.services.invitations import apply_invitation, pending_invitation_for
 from llm_console.services.users import MAX_NAME, UserError, insert_user, normalize_email
 
 NO_ROLE = "none"
@@ -153,17 +154,26 @@ def _find_or_link(s: Session, identity: OIDCIdentity, policy: RolePolicy) -> Use
         _check_may_sign_in(same_email)
         _link(s, same_email, identity)
         return same_email
-    if not policy.auto_provision:
+    # An invitation is addressed to an email, so only an email the IdP verified may take it up.
+    invited = (
+        pending_invitation_for(s.get_bind(), identity.email)  # type: ignore[arg-type]
+        if identity.email and identity.email_verified
+        else None
+    )
+    if not policy.auto_provision and invited is None:
         raise SignInRefused("oidc_no_account", "no account for this identity and auto-provisioning is off")
     if identity.email is None:
         raise SignInRefused("oidc_no_email", "the IdP sent no usable email address to create the account with")
-    role = _role_for(identity, policy, None)
+    role = _role_for(identity, policy, None) if invited is None else mapped_role(identity.groups, policy.role_map)
+    role = role or (invited.role if invited is not None else policy.default_role)
     try:
         actor = _actor(identity)
         user = insert_user(s, email=identity.email, password=None, role=role, actor=actor, name=identity.name)
     except UserError as exc:
         raise SignInRefused("oidc_failed", f"the account could not be created: {exc}") from exc
     _link(s, user, identity)
+    if invited is not None and user.id is not None:
+        apply_invitation(s, invited, user_id=user.id, actor=actor)
     return user
 
 

@@ -70,6 +70,11 @@ HANDLERS: dict[str, dict[str, str]] = {
     "KeyFormState": dict.fromkeys(
         ("open_create", "open_edit", "close", "choose_owner_type", "choose_owner", "toggle_alias", "submit"), "member"
     ),
+    "ConfigIOState": {
+        "load": "viewer",
+        "set_allow_private": "admin",
+        **dict.fromkeys(("set_text", "set_litellm", "preview", "apply", "load_current", "export"), "operator"),
+    },
     "RoutingState": dict.fromkeys(("load", "select_alias", "run_preview"), "viewer"),
     "RoutingEditState": dict.fromkeys(
         (
@@ -104,6 +109,7 @@ PAGES: dict[str, str] = {
     "config/routing": "viewer",
     "models": "viewer",
     "keys": "viewer",
+    "config/yaml": "viewer",
     "limits": "viewer",
     "fleet": "viewer",
     "analytics": "viewer",
