@@ -99,7 +99,7 @@ class RouteTable:
 
 
 def load_route_table(engine: Engine, box: SecretBox) -> RouteTable:
-    """Read aliases, enabled deployments, providers, prices and the allow-list in one go."""
+    """Read aliases, enabled deployments of enabled providers, prices and the allow-list in one go."""
     with session(engine) as s:
         prices = {
             p.model: Price(p.input_per_mtok, p.output_per_mtok, p.cached_input_per_mtok)
@@ -120,6 +120,8 @@ def load_route_table(engine: Engine, box: SecretBox) -> RouteTable:
         if dep is None or alias is None or link.weight <= 0 or dep.id is None:
             continue
         prov = providers[dep.provider_id]
+        if not prov.enabled:  # a disabled provider takes all its deployments out of the table
+            continue
         target = Target(
             deployment_id=dep.id,
             deployment=dep.name,

@@ -10,6 +10,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -27,11 +28,15 @@ from llm_console.gateway.upstream import Timeouts, UpstreamClient, UpstreamFailu
 from llm_console.services.keys import find_by_hash
 from llm_console.settings import Settings
 
+if TYPE_CHECKING:
+    from llm_console.services.probe import ProbeResult
+
 log = logging.getLogger("llm_console.gateway")
 
 
 GC_GEN0_THRESHOLD = 20_000
 FULL_RELOAD_S = 60.0
+HEALTH_BODY_LIMIT = 4 * 1024 * 1024  # a model list; OpenAI's is about 100 kB
 
 
 def tune_gc() -> None:
@@ -136,32 +141,59 @@ class GatewayRuntime:
 
     async def check_health(self, target: Target) -> bool:
         """GET the deployment's model list; any answer below 500 within the time limits counts as healthy."""
+        ok, _ = await self._check_health(target)
+        return ok
+
+    async def _check_health(self, target: Target) -> tuple[bool, ProbeResult]:
+        """The check, and how the console reads it (judged like the console's own "Test connection")."""
+        from llm_console.services.probe import assess, failed  # here: services.probe imports this package
+
         call = PROVIDERS[target.kind].health(target)
+        first_byte = min(self.default_timeouts.first_byte, 10.0)
+        started = time.perf_counter()
         try:
             resp = await self.upstream.send(
-                call,
-                host=target.host,
-                body=None,
-                connect_s=self.default_timeouts.connect,
-                first_byte_s=min(self.default_timeouts.first_byte, 10.0),
+                call, host=target.host, body=None, connect_s=self.default_timeouts.connect, first_byte_s=first_byte
             )
         except UpstreamFailure as exc:
             ok, error = False, exc.kind
+            report = failed(exc.message)
         else:
             # Any answer below 500 means the server is up (a 404 for the list path, a 401 for a key that
             # lacks list rights): requests will tell the rest. 5xx, timeouts and refusals mean down.
             ok, error = resp.status < 500, f"http_{resp.status}"
-            resp.close()
+            try:
+                body = await resp.read(HEALTH_BODY_LIMIT, first_byte)
+            except UpstreamFailure as exc:
+                report = failed(exc.message)
+            else:
+                latency = round((time.perf_counter() - started) * 1000, 1)
+                judged = assess(target.kind, target.model, resp.status, body, latency_ms=latency, secret=target.api_key)
+                report = judged.result
+            finally:
+                resp.close()
         self.balancer.health_result(target, ok, "" if ok else error)
         self.metrics.set_healthy(target.deployment, ok)
-        return ok
+        return ok, report
+
+    async def _persist_health(self, reports: list[tuple[int, ProbeResult]]) -> None:
+        """Keep the checks' results for the console's health matrix; written in a thread, off the event loop."""
+        from llm_console.services.probe import record_results
+
+        try:
+            await asyncio.to_thread(record_results, self.engine, reports)
+        except Exception as exc:  # the next round writes again
+            log.warning("could not record health checks: %s", type(exc).__name__)
 
     async def _health_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.health_check_interval_s)
             targets = list(self.routes.targets().values())
             if targets:
-                await asyncio.gather(*(self.check_health(t) for t in targets), return_exceptions=True)
+                results = await asyncio.gather(*(self._check_health(t) for t in targets), return_exceptions=True)
+                await self._persist_health(
+                    [(t.deployment_id, r[1]) for t, r in zip(targets, results, strict=True) if isinstance(r, tuple)]
+                )
 
     async def start(self) -> None:
         if self.settings.gc_freeze:

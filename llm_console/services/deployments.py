@@ -90,7 +90,7 @@ def allow_network(engine: Engine, entry: str, *, actor: str, note: str = "") -> 
         return row
 
 
-def _host_entry(api_base: str) -> str:
+def host_entry(api_base: str) -> str:
     host = urlsplit(api_base).hostname or ""
     try:
         ip = ipaddress.ip_address(host)
@@ -131,7 +131,7 @@ def add_deployment(
         raise ConfigError("max concurrency must be >= 1")
     api_base = validate_base_url(base_url)
     if allow_private:
-        allow_network(engine, _host_entry(api_base), actor=actor, note=f"deployment {alias}")
+        allow_network(engine, host_entry(api_base), actor=actor, note=f"deployment {alias}")
     api_base = check_upstream_url(api_base, allowlist(engine, extra_allowlist))
     upstream_model = (model or alias).strip()
     with session(engine) as s:

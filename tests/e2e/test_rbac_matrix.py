@@ -75,6 +75,19 @@ HANDLERS: dict[str, dict[str, str]] = {
         "set_allow_private": "admin",
         **dict.fromkeys(("set_text", "set_litellm", "preview", "apply", "load_current", "export"), "operator"),
     },
+    "ConfigState": {
+        "load": "viewer",
+        **dict.fromkeys(("toggle_provider", "toggle_deployment", "test_deployment", "check_all"), "operator"),
+    },
+    "ProviderFormState": dict.fromkeys(
+        ("new_provider", "edit_provider", "close_provider", "save_provider"), "operator"
+    ),
+    "DeploymentFormState": dict.fromkeys(
+        ("new_deployment", "edit_deployment", "close_deployment", "save_deployment"), "operator"
+    ),
+    "DeleteState": dict.fromkeys(
+        ("ask_delete_provider", "ask_delete_deployment", "cancel_delete", "confirm_delete"), "operator"
+    ),
     "RoutingState": dict.fromkeys(("load", "select_alias", "run_preview"), "viewer"),
     "RoutingEditState": dict.fromkeys(
         (
@@ -110,6 +123,7 @@ PAGES: dict[str, str] = {
     "models": "viewer",
     "keys": "viewer",
     "config/yaml": "viewer",
+    "config": "viewer",
     "limits": "viewer",
     "fleet": "viewer",
     "analytics": "viewer",
@@ -201,7 +215,8 @@ def test_every_page_is_in_the_matrix_and_its_loader_needs_that_role() -> None:
     assert sorted(set(PAGES) - set(pages)) == [], "matrix entries for pages that no longer exist"
     declared = event_roles()
     for route, page in pages.items():
-        names = [format_event_handler(h) for h in page.on_load or []]
+        loaders = page.on_load if isinstance(page.on_load, list) else [page.on_load] if page.on_load else []
+        names = [format_event_handler(h) for h in loaders]
         protected = [declared[n] for n in names if n in declared]
         want = PAGES[route]
         if want == PUBLIC:
