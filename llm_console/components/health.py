@@ -78,9 +78,15 @@ def health_matrix(columns: Any, rows: Any) -> rx.Component:
             ),
             variant="surface",
             size="1",
-            width="100%",
+            # As wide as its columns: the focusable box below scrolls, not Radix's inner viewport, which a
+            # keyboard cannot reach (axe: scrollable-region-focusable).
+            width="max-content",
+            min_width="100%",
             id="health-matrix",
         ),
         overflow_x="auto",
         width="100%",
+        tab_index=0,
+        role="region",
+        aria_label="Health matrix (scrolls sideways when there are many deployments)",
     )

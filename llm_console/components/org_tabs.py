@@ -26,13 +26,14 @@ def team_editor() -> rx.Component:
             rx.table.cell(r["name"], style=WRAP),
             rx.table.cell(r["kind"]),
             rx.table.cell(
-                rx.select(
-                    ROLES,
+                rx.select.root(
+                    # The label goes on the trigger, the element a screen reader announces.
+                    rx.select.trigger(aria_label="Team role of " + r["email"].to(str)),
+                    rx.select.content(*[rx.select.item(role, value=role) for role in ROLES]),
                     value=r["role"],
                     on_change=lambda v: TeamsState.set_member_role(r["user_id"], v),
                     disabled=~TeamsState.can_write,
                     size="1",
-                    aria_label="Team role of " + r["email"].to(str),
                 )
             ),
             rx.table.cell(

@@ -71,13 +71,14 @@ def user_row(r: rx.Var) -> rx.Component:
         rx.table.cell(r["email"], style=WRAP),
         rx.table.cell(r["name"], style=WRAP),
         rx.table.cell(
-            rx.select(
-                ROLES,
+            rx.select.root(
+                # The label goes on the trigger, the element a screen reader announces.
+                rx.select.trigger(aria_label="Role of " + r["email"].to(str)),
+                rx.select.content(*[rx.select.item(role, value=role) for role in ROLES]),
                 value=r["role"],
                 on_change=lambda v: UsersState.change_role(r["id"], v),
                 disabled=locked,
                 size="1",
-                aria_label="Role of " + r["email"].to(str),
             )
         ),
         rx.table.cell(
