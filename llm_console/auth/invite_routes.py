@@ -15,12 +15,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from llm_console import routes as urls
+from llm_console.auth.session_cookie import MAX_FORM_BYTES, signed_in
 from llm_console.services.context import get_context
 from llm_console.services.invitations import MAX_TOKEN, InvitationError, accept
-from llm_console.services.sessions import COOKIE_NAME, start_session
 from llm_console.services.users import UserError
 
-MAX_FORM_BYTES = 8192
 log = logging.getLogger("llm_console.auth")
 
 
@@ -63,25 +62,7 @@ async def accept_invite(request: Request) -> Response:
     except UserError:
         return _back(token, "invalid")
     log.info("invitation accepted: new user %s", user.id)
-    session_token = await asyncio.to_thread(
-        start_session,
-        ctx.engine,
-        user,
-        ttl_hours=ctx.settings.session_ttl_hours,
-        client_ip=request.client.host if request.client else "",
-        user_agent=request.headers.get("user-agent", ""),
-    )
-    resp = RedirectResponse(urls.OVERVIEW, status_code=303)
-    resp.set_cookie(
-        COOKIE_NAME,
-        session_token,
-        max_age=int(ctx.settings.session_ttl_hours * 3600),
-        httponly=True,
-        secure=ctx.settings.cookie_secure,
-        samesite="lax",
-        path="/",
-    )
-    return resp
+    return await signed_in(request, user, engine=ctx.engine, settings=ctx.settings)
 
 
 INVITE_ROUTES = [Route("/auth/invite/accept", accept_invite, methods=["POST"])]

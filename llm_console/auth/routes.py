@@ -19,14 +19,13 @@ from starlette.routing import Route
 from llm_console import routes as urls
 from llm_console.auth.cookies import session_token
 from llm_console.auth.oidc import CALLBACK_PATH, PENDING_TTL_S, OIDCConfig, OIDCError, OIDCProvider, PendingSealer
-from llm_console.db.models import User
+from llm_console.auth.session_cookie import MAX_FORM_BYTES, signed_in
 from llm_console.services.context import get_context
 from llm_console.services.oidc_accounts import RolePolicy, SignInRefused, identity_from_claims, sign_in
-from llm_console.services.sessions import COOKIE_NAME, end_session, start_session
+from llm_console.services.sessions import COOKIE_NAME, end_session
 from llm_console.services.users import authenticate
 from llm_console.settings import Settings
 
-MAX_FORM_BYTES = 8192
 PENDING_COOKIE = "llmc_oidc"
 PENDING_PATH = "/auth/oidc"
 log = logging.getLogger("llm_console.auth")
@@ -38,30 +37,6 @@ def _back(path: str) -> RedirectResponse:
 
 def _refused(code: str) -> RedirectResponse:
     return _back(f"{urls.LOGIN}?error={quote(code)}")
-
-
-async def _signed_in(request: Request, user: User) -> Response:
-    """Open a session for `user` and send the browser to the Overview with its httpOnly cookie."""
-    ctx = get_context()
-    token = await asyncio.to_thread(
-        start_session,
-        ctx.engine,
-        user,
-        ttl_hours=ctx.settings.session_ttl_hours,
-        client_ip=request.client.host if request.client else "",
-        user_agent=request.headers.get("user-agent", ""),
-    )
-    resp = _back(urls.OVERVIEW)
-    resp.set_cookie(
-        COOKIE_NAME,
-        token,
-        max_age=int(ctx.settings.session_ttl_hours * 3600),
-        httponly=True,
-        secure=ctx.settings.cookie_secure,
-        samesite="lax",
-        path="/",
-    )
-    return resp
 
 
 async def login(request: Request) -> Response:
@@ -78,7 +53,7 @@ async def login(request: Request) -> Response:
     user = await asyncio.to_thread(authenticate, ctx.engine, email, password)
     if user is None or user.kind != "person":
         return _back(f"{urls.LOGIN}?error=invalid&email={quote(email[:320])}")
-    return await _signed_in(request, user)
+    return await signed_in(request, user, engine=ctx.engine, settings=ctx.settings)
 
 
 async def logout(request: Request) -> Response:
@@ -157,7 +132,7 @@ async def oidc_callback(request: Request) -> Response:
         resp = _refused(exc.code)
     else:
         log.info("OIDC sign-in: user %s (%s)", user.id, user.role)
-        resp = await _signed_in(request, user)
+        resp = await signed_in(request, user, engine=ctx.engine, settings=settings)
     resp.delete_cookie(PENDING_COOKIE, path=PENDING_PATH)  # single use, whatever the outcome
     return resp
 

@@ -126,9 +126,8 @@ def preview_import(
         )
         s.rollback()
     warnings += more
-    refused = _admin_only(ops)
-    if refused and not has_role_name(role, "admin"):
-        warnings.append(f"only an admin can change {', '.join(refused)} objects: applying will be refused")
+    if refused := _refused_kinds(ops, role):
+        warnings.append(f"only an admin can change {refused} objects: applying will be refused")
     return _public(ops, warnings, "litellm" if litellm else "yaml", doc.prune)
 
 
@@ -152,15 +151,17 @@ def apply_import(
             s, box, doc, allow_private=allow_private, extra_allowlist=extra_allowlist, env=_env(env)
         )
         changed = [o for o in ops if o.action != "unchanged"]
-        refused = _admin_only(changed)
-        if refused and not has_role_name(role, "admin"):
-            raise ConfigImportError([f"only an admin can change {', '.join(refused)} objects; nothing was written"])
+        if refused := _refused_kinds(changed, role):
+            raise ConfigImportError([f"only an admin can change {refused} objects; nothing was written"])
         plan = _public(ops, warnings + more, source, doc.prune)
         if not changed:
             return plan
         try:
             for op in sorted(changed, key=_write_order):
-                _WRITERS[op.kind](s, op, box, actor)
+                if op.action == "delete":
+                    s.delete(op.row)
+                else:
+                    _WRITERS[op.kind](s, op, box, actor)
                 s.flush()
                 _audit(s, op, actor)
             record(
@@ -179,9 +180,10 @@ def apply_import(
     return plan
 
 
-def _admin_only(ops: list[Op]) -> list[str]:
+def _refused_kinds(ops: list[Op], role: str) -> str:
+    """The admin-only kinds of object `ops` change, named, when `role` is not an admin's; else ""."""
     kinds = {o.kind for o in ops if o.kind in ADMIN_KINDS and o.action != "unchanged"}
-    return sorted(KIND_LABELS.get(k, k) for k in kinds)
+    return "" if has_role_name(role, "admin") else ", ".join(sorted(KIND_LABELS.get(k, k) for k in kinds))
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -250,9 +252,6 @@ def _set(row: Any, values: dict[str, Any], renames: Mapping[str, str] = {}) -> N
 
 
 def _write_provider(s: Session, op: Op, box: SecretBox, actor: str) -> None:
-    if op.action == "delete":
-        s.delete(op.row)
-        return
     row = op.row or Provider(name=op.name, api_base="")
     values = dict(op.values)
     if "api_key" in values:
@@ -262,9 +261,6 @@ def _write_provider(s: Session, op: Op, box: SecretBox, actor: str) -> None:
 
 
 def _write_deployment(s: Session, op: Op, box: SecretBox, actor: str) -> None:
-    if op.action == "delete":
-        s.delete(op.row)
-        return
     row = op.row or Deployment(name=op.name, provider_id=0, model="")
     values = dict(op.values)
     if "provider" in values:
@@ -274,9 +270,6 @@ def _write_deployment(s: Session, op: Op, box: SecretBox, actor: str) -> None:
 
 
 def _write_alias(s: Session, op: Op, box: SecretBox, actor: str) -> None:
-    if op.action == "delete":
-        s.delete(op.row)
-        return
     row = op.row or ModelAlias(alias=op.name)
     values = dict(op.values)
     targets = values.pop("deployments", None)
@@ -299,9 +292,6 @@ def _write_alias(s: Session, op: Op, box: SecretBox, actor: str) -> None:
 
 
 def _write_price(s: Session, op: Op, box: SecretBox, actor: str) -> None:
-    if op.action == "delete":
-        s.delete(op.row)
-        return
     row = op.row or ModelPrice(model=op.name)
     _set(row, op.values)
     row.updated_at = utcnow()
@@ -309,9 +299,6 @@ def _write_price(s: Session, op: Op, box: SecretBox, actor: str) -> None:
 
 
 def _write_team(s: Session, op: Op, box: SecretBox, actor: str) -> None:
-    if op.action == "delete":
-        s.delete(op.row)
-        return
     row = op.row or Team(name=op.name)
     _set(row, op.values)
     s.add(row)
@@ -319,9 +306,6 @@ def _write_team(s: Session, op: Op, box: SecretBox, actor: str) -> None:
 
 def _team_limit(model: type[Budget] | type[RateLimit]) -> Any:
     def write(s: Session, op: Op, box: SecretBox, actor: str) -> None:
-        if op.action == "delete":
-            s.delete(op.row)
-            return
         row = op.row or model(entity_type="team", entity_id=_id(s, Team, Team.name, op.name))
         _set(row, op.values)
         row.updated_at = utcnow()
@@ -331,14 +315,12 @@ def _team_limit(model: type[Budget] | type[RateLimit]) -> Any:
 
 
 def _write_allow(s: Session, op: Op, box: SecretBox, actor: str) -> None:
-    if op.action == "delete":
-        s.delete(op.row)
-        return
     row = op.row or NetworkAllow(entry=op.name, created_by=actor)
     _set(row, op.values)
     s.add(row)
 
 
+# How a create or update of each kind is written (a delete is the same for all: apply_import does it).
 _WRITERS = {
     "provider": _write_provider,
     "deployment": _write_deployment,

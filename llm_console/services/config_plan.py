@@ -8,7 +8,6 @@ provider, alias -> deployments and fallbacks, budget -> team) must resolve in th
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from llm_console.db.models import (
 )
 from llm_console.gateway.ssrf import AllowList, SSRFError, check_url_syntax
 from llm_console.services.config_schema import ENV_PREFIX, KEYS, ConfigDocument, ConfigImportError
-from llm_console.services.deployments import ConfigError, check_upstream_url
+from llm_console.services.deployments import ConfigError, check_upstream_url, host_addresses, host_entry
 
 SECTIONS = {
     "network_allowlist": "network_allow",
@@ -207,27 +206,9 @@ def _key_warning(item: Any, op: Op, path: str, warnings: list[str]) -> None:
                         "add api_key: os.environ/NAME")  # fmt: skip
 
 
-def host_entry(api_base: str) -> str:
-    """The allow-list entry that admits exactly this URL's host."""
-    host = urlsplit(api_base).hostname or ""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host.lower()
-    return f"{ip}/{ip.max_prefixlen}"
-
-
 def _never_auto(host: str) -> str | None:
     """Why "allow private hosts" must not admit this host: it is (or resolves to) link-local, multicast or reserved."""
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            return None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    for ip in addresses:
+    for ip in host_addresses(host):
         mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
         ip = mapped or ip
         risky = ip.is_link_local or ip.is_multicast or ip.is_unspecified

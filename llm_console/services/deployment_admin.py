@@ -13,13 +13,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, delete, func, select
+from sqlmodel import Session, col, func, select
 
 from llm_console.db.engine import session
 from llm_console.db.models import AliasDeployment, Deployment, DeploymentHealth, ModelAlias, Provider
 from llm_console.services.audit import record
 from llm_console.services.deployments import TIMEOUT_FIELDS, ConfigError
-from llm_console.services.providers import clean_name, clean_version
+from llm_console.services.providers import (
+    clean_name,
+    clean_version,
+    delete_deployment_rows,
+    routed_aliases,
+    switch_enabled,
+)
 
 MAX_MODEL = 300
 MAX_WEIGHT = 1000
@@ -261,29 +267,11 @@ def update_deployment(engine: Engine, deployment_id: int, fields: DeploymentFiel
 
 def set_deployment_enabled(engine: Engine, deployment_id: int, enabled: bool, *, actor: str) -> None:
     with session(engine) as s:
-        dep = _get(s, deployment_id)
-        if dep.enabled == enabled:
-            return
-        dep.enabled = enabled
-        s.add(dep)
-        record(
-            s,
-            actor=actor,
-            action="deployment.enable" if enabled else "deployment.disable",
-            target_type="deployment",
-            target_id=str(deployment_id),
-            before={"enabled": not enabled},
-            after={"enabled": enabled},
-        )
-        s.commit()
+        switch_enabled(s, _get(s, deployment_id), "deployment", enabled, actor=actor)
 
 
 def _impact(s: Session, deployment_id: int) -> DeploymentImpact:
-    links = list(s.exec(select(AliasDeployment)))
-    names = {a.id: a.alias for a in s.exec(select(ModelAlias))}
-    hit = {link.alias_id for link in links if link.deployment_id == deployment_id}
-    kept = {link.alias_id for link in links if link.deployment_id != deployment_id and link.weight > 0}
-    return DeploymentImpact(sorted(names[a] for a in hit), sorted(names[a] for a in hit - kept))
+    return DeploymentImpact(*routed_aliases(s, [deployment_id]))
 
 
 def deletion_impact(engine: Engine, deployment_id: int) -> DeploymentImpact:
@@ -299,9 +287,7 @@ def delete_deployment(engine: Engine, deployment_id: int, *, actor: str) -> Depl
         dep = _get(s, deployment_id)
         impact = _impact(s, deployment_id)
         before = {**_audit_fields(dep), "aliases": impact.aliases}
-        s.exec(delete(AliasDeployment).where(col(AliasDeployment.deployment_id) == deployment_id))
-        s.exec(delete(DeploymentHealth).where(col(DeploymentHealth.deployment_id) == deployment_id))
-        s.delete(dep)
+        delete_deployment_rows(s, [deployment_id])
         record(
             s,
             actor=actor,

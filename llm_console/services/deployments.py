@@ -90,7 +90,20 @@ def allow_network(engine: Engine, entry: str, *, actor: str, note: str = "") -> 
         return row
 
 
+def host_addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The host itself when it is an IP literal, else every address it resolves to now (none when it does not)."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            return []
+        return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
 def host_entry(api_base: str) -> str:
+    """The allow-list entry that admits exactly this URL's host."""
     host = urlsplit(api_base).hostname or ""
     try:
         ip = ipaddress.ip_address(host)

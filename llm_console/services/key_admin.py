@@ -25,9 +25,8 @@ from llm_console.services.keys import (
     KeyPermissionError,
     MintedKey,
     add_key,
-    hash_key,
     managed_key,
-    mint_secret,
+    new_key_row,
     require_member,
 )
 from llm_console.services.scope import Scope
@@ -37,6 +36,7 @@ OWNER_TYPES = ("user", "team", "service", "org")
 MAX_NAME = 200
 MAX_LIMIT = 10**12
 LIMIT_FIELDS = ("rpm", "tpm", "rpd", "tpd")
+ADMIN_ONLY = "Only admins can set a key's rate limits and budget."
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,24 @@ def check_budget(budget: KeyBudget) -> KeyBudget:
 
 def _require_admin(scope: Scope, limits: KeyLimits, budget: KeyBudget) -> None:
     if not (limits.empty and budget.empty) and not is_admin(scope):
-        raise KeyPermissionError("Only admins can set a key's rate limits and budget.")
+        raise KeyPermissionError(ADMIN_ONLY)
+
+
+def _check_given(scope: Scope, limits: KeyLimits | None, budget: KeyBudget | None) -> None:
+    """Only admins set a key's limits and budget; each part given must be valid (None leaves it as it is)."""
+    if not is_admin(scope):
+        raise KeyPermissionError(ADMIN_ONLY)
+    if limits is not None:
+        check_limits(limits)
+    if budget is not None:
+        check_budget(budget)
+
+
+def _put_given(s: Session, key_id: int, limits: KeyLimits | None, budget: KeyBudget | None, actor: str) -> None:
+    if limits is not None:
+        _put_limits(s, key_id, limits, actor)
+    if budget is not None:
+        _put_budget(s, key_id, budget, actor)
 
 
 def _put_limits(s: Session, key_id: int, limits: KeyLimits, actor: str) -> None:
@@ -225,12 +242,9 @@ def create_console_key(
     _require_admin(scope, limits, budget)
     name = _check_name(spec.name)
     expires = _check_expiry(spec.expires_at, now or utcnow())
-    secret, prefix = mint_secret()
     with session(engine) as s:
         user_id, team_id = _owner(s, scope, spec.owner_type, spec.owner_id)
-        row = VirtualKey(
-            key_hash=hash_key(secret),
-            prefix=prefix,
+        row, secret = new_key_row(
             name=name,
             user_id=user_id,
             team_id=team_id,
@@ -240,10 +254,9 @@ def create_console_key(
         )
         add_key(s, row, actor)
         assert row.id is not None
-        _put_limits(s, row.id, limits, actor)
-        _put_budget(s, row.id, budget, actor)
+        _put_given(s, row.id, limits, budget, actor)
         s.commit()
-        return MintedKey(id=row.id, secret=secret, prefix=prefix)
+        return MintedKey(id=row.id, secret=secret, prefix=row.prefix)
 
 
 def rotate_key(engine: Engine, key_id: int, *, scope: Scope, actor: str, now: datetime | None = None) -> MintedKey:
@@ -252,7 +265,6 @@ def rotate_key(engine: Engine, key_id: int, *, scope: Scope, actor: str, now: da
     One transaction: the new key exists and the old one is revoked, or neither happened.
     """
     now = now or utcnow()
-    secret, prefix = mint_secret()
     with session(engine) as s:
         old = managed_key(s, scope, key_id, "rotate")
         if old.revoked_at is not None:
@@ -260,9 +272,7 @@ def rotate_key(engine: Engine, key_id: int, *, scope: Scope, actor: str, now: da
         if old.expires_at is not None and utc(old.expires_at) <= now:
             raise KeyAdminError("This key has expired: create a new key instead.")
         assert old.id is not None
-        new = VirtualKey(
-            key_hash=hash_key(secret),
-            prefix=prefix,
+        new, secret = new_key_row(
             name=old.name,
             user_id=old.user_id,
             team_id=old.team_id,
@@ -285,7 +295,7 @@ def rotate_key(engine: Engine, key_id: int, *, scope: Scope, actor: str, now: da
         if budget is not None:
             _put_budget(s, new.id, KeyBudget(budget.daily_usd, budget.monthly_usd), actor)
         s.commit()
-        return MintedKey(id=new.id, secret=secret, prefix=prefix)
+        return MintedKey(id=new.id, secret=secret, prefix=new.prefix)
 
 
 def update_key(
@@ -302,12 +312,8 @@ def update_key(
     """Change a key's name, models, expiry and owner (audited with what changed) and, for admins, its limits
     and budget (None leaves them as they are); all in one transaction."""
     name = _check_name(spec.name)
-    if (limits is not None or budget is not None) and not is_admin(scope):
-        raise KeyPermissionError("Only admins can set a key's rate limits and budget.")
-    if limits is not None:
-        check_limits(limits)
-    if budget is not None:
-        check_budget(budget)
+    if limits is not None or budget is not None:
+        _check_given(scope, limits, budget)
     with session(engine) as s:
         row = managed_key(s, scope, key_id, "change")
         if row.revoked_at is not None:
@@ -340,10 +346,7 @@ def update_key(
                 before=before,
                 after=after,
             )
-        if limits is not None:
-            _put_limits(s, key_id, limits, actor)
-        if budget is not None:
-            _put_budget(s, key_id, budget, actor)
+        _put_given(s, key_id, limits, budget, actor)
         s.commit()
 
 
@@ -361,16 +364,8 @@ def set_key_limits(
     budget: KeyBudget | None = None,
 ) -> None:
     """Admins only: a key's rate limits and budget (None leaves that part as it is), audited, in one transaction."""
-    if not is_admin(scope):
-        raise KeyPermissionError("Only admins can set a key's rate limits and budget.")
-    if limits is not None:
-        check_limits(limits)
-    if budget is not None:
-        check_budget(budget)
+    _check_given(scope, limits, budget)
     with session(engine) as s:
         managed_key(s, scope, key_id, "change")
-        if limits is not None:
-            _put_limits(s, key_id, limits, actor)
-        if budget is not None:
-            _put_budget(s, key_id, budget, actor)
+        _put_given(s, key_id, limits, budget, actor)
         s.commit()

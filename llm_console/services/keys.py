@@ -63,6 +63,12 @@ def mint_secret() -> tuple[str, str]:
     return secret, secret[: len(KEY_PREFIX) + 6]
 
 
+def new_key_row(**fields: Any) -> tuple[VirtualKey, str]:
+    """A key row holding a freshly minted secret's hash and prefix, and that secret (shown once, never stored)."""
+    secret, prefix = mint_secret()
+    return VirtualKey(key_hash=hash_key(secret), prefix=prefix, **fields), secret
+
+
 def add_key(s: Session, row: VirtualKey, actor: str, action: str = "key.create") -> None:
     """Add a key row and its audit event (name, prefix, aliases, owner, expiry: never the secret or hash)."""
     s.add(row)
@@ -93,10 +99,7 @@ def create_key(
     unknown = sorted(set(scopes or ()) - set(SCOPES))
     if unknown:
         raise ValueError(f"unknown scope {unknown[0]!r}: use {', '.join(SCOPES)}")
-    secret, prefix = mint_secret()
-    row = VirtualKey(
-        key_hash=hash_key(secret),
-        prefix=prefix,
+    row, secret = new_key_row(
         name=name,
         user_id=user_id,
         team_id=team_id,
@@ -109,7 +112,7 @@ def create_key(
         add_key(s, row, actor)
         s.commit()
         assert row.id is not None
-        return MintedKey(id=row.id, secret=secret, prefix=prefix)
+        return MintedKey(id=row.id, secret=secret, prefix=row.prefix)
 
 
 def require_member(scope: Scope, what: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from llm_console.services.deployments import (
     allow_network,
     allowlist,
     check_upstream_url,
+    host_addresses,
     host_entry,
     validate_base_url,
 )
@@ -105,15 +105,7 @@ def _key(raw: object) -> str:
 def _refuse_link_local(api_base: str) -> None:
     """Cloud metadata services live on link-local addresses: never allow-listed from a form."""
     host = urlsplit(api_base).hostname or ""
-    try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except (OSError, UnicodeError):
-            return
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    for ip in addresses:
+    for ip in host_addresses(host):
         mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
         if ip.is_link_local or (mapped is not None and mapped.is_link_local):
             raise ConfigError(
@@ -137,9 +129,15 @@ def _checked_url(
         raise ConfigError(f"{exc}{hint}") from None
 
 
-def _name_taken(s: Session, name: str, provider_id: int | None) -> bool:
+def _check_name_free(s: Session, name: str, provider_id: int | None) -> None:
+    """Refuse a name another provider has (in any case); `provider_id` is the one being edited, None when new."""
     query = select(Provider.id).where(func.lower(Provider.name) == name.lower())
-    return any(pid != provider_id for pid in s.exec(query))
+    if any(pid != provider_id for pid in s.exec(query)):
+        raise ConfigError(
+            f"a provider named {name!r} already exists"
+            if provider_id is None
+            else f"another provider is already named {name!r}"
+        )
 
 
 def _audit_fields(p: Provider) -> dict[str, Any]:
@@ -213,14 +211,12 @@ def create_provider(
     name, kind = clean_name(name, "provider name"), _kind(kind)
     version, key = clean_version(api_version, kind), _key(api_key)
     with session(engine) as s:
-        if _name_taken(s, name, None):
-            raise ConfigError(f"a provider named {name!r} already exists")
+        _check_name_free(s, name, None)
     api_base = _checked_url(
         engine, base_url, name=name, allow_private=allow_private, extra_allowlist=extra_allowlist, actor=actor
     )
     with session(engine) as s:
-        if _name_taken(s, name, None):
-            raise ConfigError(f"a provider named {name!r} already exists")
+        _check_name_free(s, name, None)
         row = Provider(name=name, kind=kind, api_base=api_base, settings=_settings({}, kind, version), enabled=enabled)
         row.api_key_encrypted = box.encrypt(key) if key else None
         s.add(row)
@@ -259,8 +255,7 @@ def update_provider(
         raise ConfigError("either enter a new API key or clear the stored one, not both")
     with session(engine) as s:
         _get(s, provider_id)
-        if _name_taken(s, name, provider_id):
-            raise ConfigError(f"another provider is already named {name!r}")
+        _check_name_free(s, name, provider_id)
     api_base = _checked_url(
         engine, base_url, name=name, allow_private=allow_private, extra_allowlist=extra_allowlist, actor=actor
     )
@@ -293,23 +288,36 @@ def set_provider_enabled(engine: Engine, provider_id: int, enabled: bool, *, act
     """A disabled provider's deployments leave the route table (they keep their configuration)."""
     with session(engine) as s:
         row = _get(s, provider_id)
-        if row.enabled != enabled:
-            row.enabled = enabled
-            s.add(row)
-            record(
-                s,
-                actor=actor,
-                action="provider.enable" if enabled else "provider.disable",
-                target_type="provider",
-                target_id=str(provider_id),
-                before={"enabled": not enabled},
-                after={"enabled": enabled},
-            )
-            s.commit()
+        switch_enabled(s, row, "provider", enabled, actor=actor)
         return _view(row, _counts(s).get(provider_id, 0))
 
 
-def _routed(s: Session, deployment_ids: list[int]) -> tuple[list[str], list[str]]:
+def switch_enabled(s: Session, row: Provider | Deployment, kind: str, enabled: bool, *, actor: str) -> None:
+    """Enable or disable a provider or deployment with its audit event (nothing when it already is)."""
+    if row.enabled == enabled:
+        return
+    row.enabled = enabled
+    s.add(row)
+    record(
+        s,
+        actor=actor,
+        action=f"{kind}.enable" if enabled else f"{kind}.disable",
+        target_type=kind,
+        target_id=str(row.id),
+        before={"enabled": not enabled},
+        after={"enabled": enabled},
+    )
+    s.commit()
+
+
+def delete_deployment_rows(s: Session, ids: list[int]) -> None:
+    """Delete these deployments with their routes and health rows (what refers to them without a cascade)."""
+    s.exec(delete(AliasDeployment).where(col(AliasDeployment.deployment_id).in_(ids)))
+    s.exec(delete(DeploymentHealth).where(col(DeploymentHealth.deployment_id).in_(ids)))
+    s.exec(delete(Deployment).where(col(Deployment.id).in_(ids)))
+
+
+def routed_aliases(s: Session, deployment_ids: list[int]) -> tuple[list[str], list[str]]:
     """Aliases routed to any of `deployment_ids`, and those of them left with no other deployment."""
     links = list(s.exec(select(AliasDeployment)))
     names = {a.id: a.alias for a in s.exec(select(ModelAlias))}
@@ -323,7 +331,7 @@ def deletion_impact(engine: Engine, provider_id: int) -> ProviderImpact:
     with session(engine) as s:
         _get(s, provider_id)
         deps = list(s.exec(select(Deployment).where(Deployment.provider_id == provider_id).order_by(Deployment.name)))
-        aliases, orphaned = _routed(s, [d.id for d in deps if d.id is not None])
+        aliases, orphaned = routed_aliases(s, [d.id for d in deps if d.id is not None])
         return ProviderImpact([d.name for d in deps], aliases, orphaned)
 
 
@@ -333,7 +341,7 @@ def delete_provider(engine: Engine, provider_id: int, *, force: bool = False, ac
         row = _get(s, provider_id)
         deps = list(s.exec(select(Deployment).where(Deployment.provider_id == provider_id).order_by(Deployment.name)))
         ids = [d.id for d in deps if d.id is not None]
-        aliases, orphaned = _routed(s, ids)
+        aliases, orphaned = routed_aliases(s, ids)
         if deps and not force:
             raise ConfigError(
                 f"provider {row.name!r} still has {len(deps)} deployment(s): {', '.join(d.name for d in deps[:5])}"
@@ -341,9 +349,7 @@ def delete_provider(engine: Engine, provider_id: int, *, force: bool = False, ac
             )
         before = {**_audit_fields(row), "deployments": [d.name for d in deps], "aliases": aliases}
         if ids:
-            s.exec(delete(AliasDeployment).where(col(AliasDeployment.deployment_id).in_(ids)))
-            s.exec(delete(DeploymentHealth).where(col(DeploymentHealth.deployment_id).in_(ids)))
-            s.exec(delete(Deployment).where(col(Deployment.id).in_(ids)))
+            delete_deployment_rows(s, ids)
         s.delete(row)
         record(
             s, actor=actor, action="provider.delete", target_type="provider", target_id=str(provider_id), before=before

@@ -138,12 +138,17 @@ def _revoke_keys(s: Session, account_id: int, actor: str) -> int:
     return revoked
 
 
+def _retire(s: Session, account_id: int, actor: SessionUser) -> tuple[User, int]:
+    """The account, once the caller is checked to be an admin and its keys are revoked (how many)."""
+    require_admin(s, actor)
+    account = _account(s, account_id)
+    return account, _revoke_keys(s, account_id, actor.email)
+
+
 def deactivate_service_account(engine: Engine, *, account_id: int, actor: SessionUser) -> int:
     """Deactivate the account and revoke every key it holds, together; returns how many keys were revoked."""
     with session(engine) as s:
-        require_admin(s, actor)
-        account = _account(s, account_id)
-        revoked = _revoke_keys(s, account_id, actor.email)
+        account, revoked = _retire(s, account_id, actor)
         if not account.is_active and not revoked:
             return 0
         account.is_active = False
@@ -164,9 +169,7 @@ def deactivate_service_account(engine: Engine, *, account_id: int, actor: Sessio
 def delete_service_account(engine: Engine, *, account_id: int, actor: SessionUser) -> int:
     """Delete the account (its keys revoked first, in the same transaction; the keys stay for the logs)."""
     with session(engine) as s:
-        require_admin(s, actor)
-        account = _account(s, account_id)
-        revoked = _revoke_keys(s, account_id, actor.email)
+        account, revoked = _retire(s, account_id, actor)
         s.exec(delete(Membership).where(Membership.user_id == account_id))  # type: ignore[arg-type]
         for table in (Budget, RateLimit):
             s.exec(delete(table).where(table.entity_type == "user", table.entity_id == account_id))  # type: ignore[arg-type]

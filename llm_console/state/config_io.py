@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import reflex as rx
@@ -56,6 +57,28 @@ class ConfigIOState(rx.State):
         self.problems = list(getattr(exc, "problems", None) or [str(exc)])
         self.can_apply, self.rows, self.summary = False, [], ""
 
+    async def _plan(self, fn: Callable[..., ImportPlan], user: SessionUser, **extra: Any) -> ImportPlan | None:
+        """Dry-run or apply this text with these switches and show the plan; None, with the problems shown, when
+        the import is refused."""
+        ctx = get_context()
+        try:
+            plan = await asyncio.to_thread(
+                fn,
+                ctx.engine,
+                ctx.runtime.box,
+                self.text,
+                litellm=self.litellm,
+                allow_private=self.allow_private,
+                role=user.role,
+                extra_allowlist=ctx.settings.upstream_allowlist,
+                **extra,
+            )
+        except ConfigError as exc:
+            self._refuse(exc)
+            return None
+        self._show(plan)
+        return plan
+
     @rx.event
     @requires("viewer")
     async def load(self) -> None:
@@ -92,23 +115,10 @@ class ConfigIOState(rx.State):
         user = await self._operator()
         if user is None:
             return
-        ctx = get_context()
         self.result = ""
-        try:
-            plan = await asyncio.to_thread(
-                preview_import,
-                ctx.engine,
-                ctx.runtime.box,
-                self.text,
-                litellm=self.litellm,
-                allow_private=self.allow_private,
-                role=user.role,
-                extra_allowlist=ctx.settings.upstream_allowlist,
-            )
-        except ConfigError as exc:
-            self._refuse(exc)
+        plan = await self._plan(preview_import, user)
+        if plan is None:
             return
-        self._show(plan)
         self.can_apply = plan.has_changes
         self._previewed = self._fingerprint() if plan.has_changes else ""
 
@@ -121,23 +131,9 @@ class ConfigIOState(rx.State):
         if not self.can_apply or self._previewed != self._fingerprint():
             self.problems, self.can_apply = ["Preview the changes of this exact text first."], False
             return
-        ctx = get_context()
-        try:
-            plan = await asyncio.to_thread(
-                apply_import,
-                ctx.engine,
-                ctx.runtime.box,
-                self.text,
-                actor=user.email,
-                litellm=self.litellm,
-                allow_private=self.allow_private,
-                role=user.role,
-                extra_allowlist=ctx.settings.upstream_allowlist,
-            )
-        except ConfigError as exc:
-            self._refuse(exc)
+        plan = await self._plan(apply_import, user, actor=user.email)
+        if plan is None:
             return
-        self._show(plan)
         # The text may hold literal API keys: it is not kept once they are stored (encrypted).
         self.text, self.can_apply, self._previewed = "", False, ""
         self.result = f"Applied: {plan.summary()}. The editor was cleared; export to see the stored configuration."

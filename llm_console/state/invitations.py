@@ -5,19 +5,25 @@ The new link (it holds the token) lives in `link` only until the dialog closes; 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import reflex as rx
 
-from llm_console.auth.guard import has_role
 from llm_console.auth.policy import requires
 from llm_console.services.context import get_context
 from llm_console.services.invitations import create_invitation, list_pending, revoke_invitation
-from llm_console.services.teams import list_teams
-from llm_console.state.organization import READ_ROLE, REFUSED, WRITE_ROLE, as_id, caller, change, when
-
-NO_TEAM = "__none__"
+from llm_console.state.organization import (
+    READ_ROLE,
+    WRITE_ROLE,
+    admin_call,
+    caller,
+    change,
+    form_text,
+    reader,
+    team_choice,
+    when,
+    with_team_options,
+)
 
 
 class InvitesState(rx.State):
@@ -30,10 +36,7 @@ class InvitesState(rx.State):
     error: str = ""
 
     async def _reload(self) -> None:
-        engine = get_context().engine
-        rows, teams = await asyncio.gather(
-            asyncio.to_thread(list_pending, engine), asyncio.to_thread(list_teams, engine)
-        )
+        rows, self.team_options = await with_team_options(list_pending)
         self.pending = [
             {
                 "id": str(r.id),
@@ -45,17 +48,14 @@ class InvitesState(rx.State):
             }
             for r in rows
         ]
-        self.team_options = [{"value": str(t.id), "label": t.name} for t in teams]
 
     @rx.event
     @requires(READ_ROLE)
     async def load(self) -> None:
-        me = await caller(self, READ_ROLE)
         self.open, self.link, self.link_for, self.error = False, "", "", ""
-        if me is None:
-            self.pending, self.team_options, self.can_write = [], [], False
+        if await reader(self) is None:
+            self.pending, self.team_options = [], []
             return
-        self.can_write = has_role(me, WRITE_ROLE)
         await self._reload()
 
     @rx.event
@@ -69,18 +69,15 @@ class InvitesState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def create(self, form: dict[str, Any]) -> None:
-        me = await caller(self, WRITE_ROLE)
-        if me is None:
-            self.error = REFUSED
+        if (who := await admin_call(self)) is None:
             return
-        settings = get_context().settings
-        team = str(form.get("team", "") or "")
+        me, settings = who[0], get_context().settings
         ok, made = await change(
             self,
             create_invitation,
-            email=str(form.get("email", "") or "")[:320],
+            email=form_text(form, "email", 320),
             role=str(form.get("role", "") or "member")[:20],
-            team_id=None if team in ("", NO_TEAM) else as_id(team) or -1,
+            team_id=team_choice(form),
             team_role=str(form.get("team_role", "") or "member")[:20],
             base_url=settings.public_url or self.router.url.origin,
             ttl_hours=settings.invite_ttl_hours,
@@ -93,10 +90,8 @@ class InvitesState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def revoke(self, invitation_id: str) -> None:
-        me = await caller(self, WRITE_ROLE)
-        target = as_id(invitation_id)
-        if me is None or target is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, invitation_id)) is None:
             return
+        me, (target,) = who
         await change(self, revoke_invitation, invitation_id=target, actor=me)
         await self._reload()

@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import reflex as rx
+from sqlalchemy.engine import Engine
 
 from llm_console.auth.guard import current_user, has_role
 from llm_console.auth.policy import requires
 from llm_console.services.context import get_context
 from llm_console.services.sessions import SessionUser
+from llm_console.services.teams import list_teams
 from llm_console.services.users import ROLES, STATUSES, UserError, list_users, set_active, set_role
 
 READ_ROLE = "operator"
 WRITE_ROLE = "admin"
 REFUSED = "Only an admin can change the organization."
+NO_TEAM = "__none__"
+Row = TypeVar("Row")
 
 
 async def caller(state: rx.State, minimum: str) -> SessionUser | None:
@@ -49,6 +53,41 @@ def when(value: datetime | None) -> str:
 def as_id(raw: Any) -> int | None:
     text = str(raw)
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
+
+
+def form_text(form: dict[str, Any], name: str, limit: int) -> str:
+    return str(form.get(name, "") or "")[:limit]
+
+
+def team_choice(form: dict[str, Any]) -> int | None:
+    """The team a form's team select names: None for none, -1 (which the service refuses) when malformed."""
+    team = str(form.get("team", "") or "")
+    return None if team in ("", NO_TEAM) else as_id(team) or -1
+
+
+async def reader(state: Any) -> SessionUser | None:
+    """The caller when they may read the organization, else None; `state.can_write` says whether they are an admin."""
+    me = await caller(state, READ_ROLE)
+    state.can_write = has_role(me, WRITE_ROLE)
+    return me
+
+
+async def admin_call(state: Any, *raw_ids: Any) -> tuple[SessionUser, list[int]] | None:
+    """The calling admin and the ids they named; None, with the refusal in `state.error`, when the caller is
+    not an admin or an id is malformed."""
+    me = await caller(state, WRITE_ROLE)
+    ids = [as_id(raw) for raw in raw_ids]
+    if me is None or None in ids:
+        state.error = REFUSED
+        return None
+    return me, [i for i in ids if i is not None]
+
+
+async def with_team_options(fn: Callable[[Engine], list[Row]]) -> tuple[list[Row], list[dict[str, str]]]:
+    """`fn`'s rows and the team select's options, read side by side."""
+    engine = get_context().engine
+    rows, teams = await asyncio.gather(asyncio.to_thread(fn, engine), asyncio.to_thread(list_teams, engine))
+    return rows, [{"value": str(t.id), "label": t.name} for t in teams]
 
 
 class UsersState(rx.State):
@@ -93,12 +132,11 @@ class UsersState(rx.State):
     @rx.event
     @requires(READ_ROLE)
     async def load(self) -> None:
-        me = await caller(self, READ_ROLE)
+        me = await reader(self)
         self.ready, self.error, self.notice = me is not None, "", ""
         if me is None:
-            self.rows, self.can_write = [], False
+            self.rows = []
             return
-        self.can_write = has_role(me, WRITE_ROLE)
         await self._reload(me)
 
     @rx.event
@@ -140,11 +178,9 @@ class UsersState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def change_role(self, user_id: str, role: str) -> None:
-        me = await caller(self, WRITE_ROLE)
-        target = as_id(user_id)
-        if me is None or target is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, user_id)) is None:
             return
+        me, (target,) = who
         if (await change(self, set_role, user_id=target, role=str(role)[:20], actor=me))[0]:
             self.notice = f"Role changed to {role}."
         await self._reload(me)
@@ -152,11 +188,9 @@ class UsersState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def toggle_active(self, user_id: str, active: bool) -> None:
-        me = await caller(self, WRITE_ROLE)
-        target = as_id(user_id)
-        if me is None or target is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, user_id)) is None:
             return
+        me, (target,) = who
         if (await change(self, set_active, user_id=target, active=bool(active), actor=me))[0]:
             self.notice = "User reactivated." if active else "User deactivated and signed out everywhere."
         await self._reload(me)

@@ -7,15 +7,10 @@ from typing import Any
 
 import reflex as rx
 
-from llm_console.auth.guard import has_role
 from llm_console.auth.policy import requires
 from llm_console.services import teams as svc
 from llm_console.services.context import get_context
-from llm_console.state.organization import READ_ROLE, REFUSED, WRITE_ROLE, as_id, caller, change
-
-
-def _text(form: dict[str, Any], name: str, limit: int) -> str:
-    return str(form.get(name, "") or "")[:limit]
+from llm_console.state.organization import READ_ROLE, WRITE_ROLE, admin_call, caller, change, form_text, reader
 
 
 class TeamsState(rx.State):
@@ -54,12 +49,10 @@ class TeamsState(rx.State):
     @rx.event
     @requires(READ_ROLE)
     async def load(self) -> None:
-        me = await caller(self, READ_ROLE)
         self.error, self.notice = "", ""
-        if me is None:
-            self.teams, self.members, self.can_write, self.selected = [], [], False, ""
+        if await reader(self) is None:
+            self.teams, self.members, self.selected = [], [], ""
             return
-        self.can_write = has_role(me, WRITE_ROLE)
         await self._reload()
 
     @rx.event
@@ -73,12 +66,14 @@ class TeamsState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def create(self, form: dict[str, Any]) -> None:
-        me = await caller(self, WRITE_ROLE)
-        if me is None:
-            self.error = REFUSED
+        if (who := await admin_call(self)) is None:
             return
         ok, team = await change(
-            self, svc.create_team, name=_text(form, "name", 300), description=_text(form, "description", 1100), actor=me
+            self,
+            svc.create_team,
+            name=form_text(form, "name", 300),
+            description=form_text(form, "description", 1100),
+            actor=who[0],
         )
         if ok:
             self.selected, self.notice = str(team.id), f"Team {team.name} created."
@@ -87,17 +82,15 @@ class TeamsState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def update(self, form: dict[str, Any]) -> None:
-        me = await caller(self, WRITE_ROLE)
-        team_id = as_id(self.selected)
-        if me is None or team_id is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, self.selected)) is None:
             return
+        me, (team_id,) = who
         ok, _ = await change(
             self,
             svc.update_team,
             team_id=team_id,
-            name=_text(form, "name", 300),
-            description=_text(form, "description", 1100),
+            name=form_text(form, "name", 300),
+            description=form_text(form, "description", 1100),
             actor=me,
         )
         if ok:
@@ -107,11 +100,9 @@ class TeamsState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def delete(self) -> None:
-        me = await caller(self, WRITE_ROLE)
-        team_id = as_id(self.selected)
-        if me is None or team_id is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, self.selected)) is None:
             return
+        me, (team_id,) = who
         if (await change(self, svc.delete_team, team_id=team_id, actor=me))[0]:
             self.selected, self.notice = "", "Team deleted."
         await self._reload()
@@ -119,17 +110,15 @@ class TeamsState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def add_member(self, form: dict[str, Any]) -> None:
-        me = await caller(self, WRITE_ROLE)
-        team_id = as_id(self.selected)
-        if me is None or team_id is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, self.selected)) is None:
             return
+        me, (team_id,) = who
         ok, _ = await change(
             self,
             svc.add_member_by_email,
             team_id=team_id,
-            email=_text(form, "email", 320),
-            role=_text(form, "role", 20) or "member",
+            email=form_text(form, "email", 320),
+            role=form_text(form, "role", 20) or "member",
             actor=me,
         )
         if ok:
@@ -139,22 +128,18 @@ class TeamsState(rx.State):
     @rx.event
     @requires(WRITE_ROLE)
     async def set_member_role(self, user_id: str, role: str) -> None:
-        me = await caller(self, WRITE_ROLE)
-        team_id, target = as_id(self.selected), as_id(user_id)
-        if me is None or team_id is None or target is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, self.selected, user_id)) is None:
             return
+        me, (team_id, target) = who
         await change(self, svc.set_member_role, team_id=team_id, user_id=target, role=str(role)[:20], actor=me)
         await self._reload()
 
     @rx.event
     @requires(WRITE_ROLE)
     async def remove_member(self, user_id: str) -> None:
-        me = await caller(self, WRITE_ROLE)
-        team_id, target = as_id(self.selected), as_id(user_id)
-        if me is None or team_id is None or target is None:
-            self.error = REFUSED
+        if (who := await admin_call(self, self.selected, user_id)) is None:
             return
+        me, (team_id, target) = who
         if (await change(self, svc.remove_member, team_id=team_id, user_id=target, actor=me))[0]:
             self.notice = "Member removed."
         await self._reload()
