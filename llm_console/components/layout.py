@@ -17,7 +17,7 @@ NAV: list[tuple[str, str, str, str]] = [  # label, route, icon, lowest role that
     ("Logs & traces", routes.LOGS, "scroll-text", "viewer"),
     ("Embeddings", routes.EMBEDDINGS, "binary", "operator"),
     ("Costs & budgets", routes.COSTS, "wallet", "operator"),
-    ("Spend by user", routes.SPEND, "user-round", "operator"),
+    ("Spend by user", routes.SPEND, "user-round", "viewer"),
     ("Model catalog", routes.CATALOG, "boxes", "viewer"),
     ("Configuration", routes.CONFIG, "settings", "viewer"),
     ("Routing rules", routes.ROUTING, "split", "viewer"),

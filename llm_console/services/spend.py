@@ -13,8 +13,9 @@ from urllib.parse import urlencode
 
 from sqlalchemy.engine import Engine
 
-from llm_console.db.queries.names import load_directory
+from llm_console.db.queries.names import load_directory, scoped_directory
 from llm_console.db.queries.spend import Spend, share_status, spend_by_entity
+from llm_console.services.scope import Scope
 
 PAGE_SIZE = 50
 MAX_SEARCH = 200
@@ -100,10 +101,18 @@ def _sort_key(u: UserSpend) -> tuple[int, float, str]:
     return STATUS_RANK[u.status], -u.spend.month_usd, u.email.lower()
 
 
-def user_spend(engine: Engine, query: SpendQuery, now: datetime) -> tuple[list[UserSpend], dict[str, int]]:
-    """Every user matching the query, worst status first then highest month spend; and counts per status."""
+def user_spend(
+    engine: Engine, query: SpendQuery, now: datetime, scope: Scope | None = None
+) -> tuple[list[UserSpend], dict[str, int]]:
+    """Every user matching the query, worst status first then highest month spend; and counts per status.
+
+    A team-scoped `scope` (member, viewer) narrows the list to the people in the caller's teams and themself.
+    """
     directory = load_directory(engine)
     spent = {s.entity_id: s for s in spend_by_entity(engine, "user", now)}
+    if scope is not None and scope.team_ids is not None:
+        directory = scoped_directory(engine, directory, scope.team_ids, scope.user_id)
+        spent = {uid: row for uid, row in spent.items() if uid in directory.users}
     everyone = [
         UserSpend(uid, directory.name("user", str(uid)), spent.get(uid) or Spend(uid, 0.0, 0.0, None, None))
         for uid in sorted(set(directory.users) | set(spent))
@@ -117,10 +126,10 @@ def user_spend(engine: Engine, query: SpendQuery, now: datetime) -> tuple[list[U
     return sorted(chosen, key=_sort_key), counts
 
 
-def load_spend(engine: Engine, query: SpendQuery, now: datetime | None = None) -> SpendPage:
-    """One page of `PAGE_SIZE` users; a page past the end shows the last one."""
+def load_spend(engine: Engine, query: SpendQuery, now: datetime | None = None, scope: Scope | None = None) -> SpendPage:
+    """One page of `PAGE_SIZE` users (those `scope` may see); a page past the end shows the last one."""
     now = now or datetime.now(UTC)
-    rows, counts = user_spend(engine, query, now)
+    rows, counts = user_spend(engine, query, now, scope)
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(query.page, pages)
     start = (page - 1) * PAGE_SIZE

@@ -14,13 +14,13 @@ from llm_console.auth.policy import PAGE_ROLE, requires
 from llm_console.presenters.spend import SpendView, spend_csv, spend_json, spend_view
 from llm_console.services.context import get_context
 from llm_console.services.filters import ParsedFilters, parse_filters
-from llm_console.services.scope import ORG_WIDE_ROLE
+from llm_console.services.scope import scope_for
 from llm_console.services.spend import load_spend, parse_spend_query, user_spend
 from llm_console.state.dashboard import ANY, DashboardMixin
 
 
 class SpendState(DashboardMixin, rx.State):
-    _minimum_role: ClassVar[str] = ORG_WIDE_ROLE  # organization-wide figures
+    # Members and viewers see the people of their own teams (and themselves); operators everyone.
     _route: ClassVar[str] = routes.SPEND
     status: str = ""
     search: str = ""
@@ -34,8 +34,13 @@ class SpendState(DashboardMixin, rx.State):
         query = parse_spend_query(self._params())
         return replace(parse_filters({}), errors=query.errors, params=query.params())
 
-    def _load(self, parsed: ParsedFilters) -> SpendView:
-        return spend_view(load_spend(get_context().engine, parse_spend_query(parsed.params)))
+    def _load(self, parsed: ParsedFilters) -> SpendView:  # pragma: no cover - `_load_for` serves every call
+        raise NotImplementedError
+
+    def _load_for(self, parsed: ParsedFilters, role: str, user_id: int) -> SpendView:
+        engine = get_context().engine
+        scope = scope_for(engine, user_id=user_id, role=role)
+        return spend_view(load_spend(engine, parse_spend_query(parsed.params), scope=scope))
 
     def _apply(self, result: Any) -> None:
         view: SpendView = result
@@ -61,8 +66,9 @@ class SpendState(DashboardMixin, rx.State):
         """Every user matching the filters, all pages, as CSV (or JSON)."""
         if not await self._allowed():
             return None
-        query = parse_spend_query(self._params())
-        users, _ = await asyncio.to_thread(user_spend, get_context().engine, query, datetime.now(UTC))
+        query, engine = parse_spend_query(self._params()), get_context().engine
+        scope = await asyncio.to_thread(scope_for, engine, user_id=self._user_id, role=self._role)
+        users, _ = await asyncio.to_thread(user_spend, engine, query, datetime.now(UTC), scope)
         if fmt == "json":
             return rx.download(data=spend_json(users), filename="spend-by-user.json", mime_type="application/json")
         return rx.download(data=spend_csv(users), filename="spend-by-user.csv", mime_type="text/csv")

@@ -41,7 +41,7 @@ HANDLERS: dict[str, dict[str, str]] = {
     "UsageState": dict.fromkeys(DASHBOARD, "operator"),
     "EmbeddingsState": dict.fromkeys(DASHBOARD, "operator"),
     "CostsState": dict.fromkeys(DASHBOARD, "operator"),
-    "SpendState": dict.fromkeys(DASHBOARD, "operator"),
+    "SpendState": dict.fromkeys(DASHBOARD, "viewer"),  # team-scoped below operator
     "LogsState": dict.fromkeys((*DASHBOARD, "open_request", "close_request", "next_page", "first_page"), "viewer"),
     "CatalogState": dict.fromkeys(("load", "search_catalog", "toggle_compare", "clear_compare"), "viewer"),
     "CatalogEditState": dict.fromkeys(("save", "refresh_metadata"), "operator"),
@@ -117,7 +117,7 @@ PAGES: dict[str, str] = {
     "usage": "operator",
     "embeddings": "operator",
     "costs": "operator",
-    "spend": "operator",
+    "spend": "viewer",
     "logs": "viewer",
     "config/routing": "viewer",
     "models": "viewer",

@@ -165,3 +165,23 @@ def test_csv_export_holds_the_filtered_list(users: Engine) -> None:
             "month_share": "0.06",
         }
     ]
+
+
+def test_a_member_sees_the_spend_of_their_teams_people_only(users: Engine) -> None:
+    from llm_console.db.models import Membership, Team
+    from llm_console.services.scope import scope_for
+
+    with session(users) as s:
+        s.add_all([Team(id=1, name="a"), Team(id=2, name="b")])
+        s.flush()  # teams before the memberships that point at them
+        s.add_all(
+            [Membership(user_id=3, team_id=1), Membership(user_id=1, team_id=1), Membership(user_id=2, team_id=2)]
+        )
+        s.commit()
+    member = scope_for(users, user_id=3, role="member")
+    rows, counts = user_spend(users, parse_spend_query({}), NOW, member)
+    assert sorted(u.user_id for u in rows) == [1, 3] and counts["all"] == 2  # not 2 (team b), not the deleted 130
+    loner = scope_for(users, user_id=7, role="viewer")
+    assert [u.user_id for u in user_spend(users, parse_spend_query({}), NOW, loner)[0]] == [7]
+    operator = scope_for(users, user_id=7, role="operator")
+    assert user_spend(users, parse_spend_query({}), NOW, operator)[1]["all"] == 121
