@@ -125,7 +125,7 @@ def _owner(s: Session, scope: Scope, owner_type: str, owner_id: int | None) -> t
     if owner_type == "team":
         if s.get(Team, owner_id) is None:
             raise KeyAdminError("That team does not exist.")
-        if not scope.sees_team(owner_id):
+        if not scope.manages_team(owner_id):
             raise KeyPermissionError("You can only create keys for yourself or for teams you belong to.")
         return None, owner_id
     user = s.get(User, owner_id)

@@ -236,8 +236,9 @@ def key_choices(engine: Engine, scope: Scope) -> KeyChoices:
             people = people.where(User.id == scope.user_id)
         users = [Choice(u.id or 0, u.name or u.email) for u in s.exec(people.order_by(User.email))]
         teams_stmt = select_model(Team).order_by(Team.name)
-        if scope.team_ids is not None:
-            teams_stmt = teams_stmt.where(col(Team.id).in_(sorted(scope.team_ids)))
+        if scope.team_ids is not None:  # members: the teams they may act for
+            acting_for = [t for t in sorted(scope.team_ids) if scope.manages_team(t)]
+            teams_stmt = teams_stmt.where(col(Team.id).in_(acting_for))
         teams = [Choice(t.id or 0, t.name) for t in s.exec(teams_stmt)]
         services: list[Choice] = []
         if scope.team_ids is None:

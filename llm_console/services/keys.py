@@ -52,10 +52,11 @@ def looks_like_key(secret: str) -> bool:
 
 
 def can_manage_key(scope: Scope, key: Any) -> bool:
-    """Operators and admins: any key; members: their own and their teams' keys; viewers: none."""
+    """Operators and admins: any key; members: their own, and those of teams where their team role is member
+    or above (a team's viewers only read its keys); viewers: none."""
     if not has_role_name(scope.role, "member"):
         return False
-    return scope.sees(team_id=key.team_id, user_id=key.user_id)
+    return (key.user_id is not None and key.user_id == scope.user_id) or scope.manages_team(key.team_id)
 
 
 def mint_secret() -> tuple[str, str]:

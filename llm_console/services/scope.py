@@ -22,6 +22,9 @@ class Scope:
     user_id: int
     role: str
     team_ids: frozenset[int] | None  # None: every team (operator and admin)
+    # Teams whose keys this user may manage: where their team role is member or above (a team viewer only
+    # reads). None: the same as `team_ids`.
+    managed_team_ids: frozenset[int] | None = None
 
     @property
     def org_wide(self) -> bool:
@@ -29,6 +32,13 @@ class Scope:
 
     def sees_team(self, team_id: int | None) -> bool:
         return self.team_ids is None or (team_id is not None and team_id in self.team_ids)
+
+    def manages_team(self, team_id: int | None) -> bool:
+        """Whether this user may act for `team_id` (create, rotate, revoke its keys): org-wide, or member of it."""
+        if self.team_ids is None:
+            return True
+        managed = self.managed_team_ids if self.managed_team_ids is not None else self.team_ids
+        return team_id is not None and team_id in managed
 
     def sees(self, *, team_id: int | None, user_id: int | None) -> bool:
         """A row owned by `team_id` and/or `user_id` is visible: org-wide, one of my teams, or mine."""
@@ -38,13 +48,21 @@ class Scope:
 ORG_WIDE_ROLE = "operator"
 
 
-def team_ids_of(engine: Engine, user_id: int) -> frozenset[int]:
+def team_roles_of(engine: Engine, user_id: int) -> dict[int, str]:
+    """The user's teams and their role in each."""
     with session(engine) as s:
-        return frozenset(s.exec(select(Membership.team_id).where(Membership.user_id == user_id)))
+        rows = s.exec(select(Membership.team_id, Membership.role).where(Membership.user_id == user_id))
+        return {team_id: role for team_id, role in rows}
+
+
+def team_ids_of(engine: Engine, user_id: int) -> frozenset[int]:
+    return frozenset(team_roles_of(engine, user_id))
 
 
 def scope_for(engine: Engine, *, user_id: int, role: str) -> Scope:
     """The scope of a signed-in user of `role` (operators and admins are org-wide)."""
     if has_role_name(role, ORG_WIDE_ROLE):
         return Scope(user_id=user_id, role=role, team_ids=None)
-    return Scope(user_id=user_id, role=role, team_ids=team_ids_of(engine, user_id))
+    teams = team_roles_of(engine, user_id)
+    managed = frozenset(t for t, team_role in teams.items() if has_role_name(team_role, "member"))
+    return Scope(user_id=user_id, role=role, team_ids=frozenset(teams), managed_team_ids=managed)

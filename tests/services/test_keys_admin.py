@@ -549,3 +549,22 @@ def test_a_deactivated_owners_keys_stop_working(engine: Engine) -> None:
     with session(engine) as s:  # reported revoked, not written: reactivating the owner revives the key
         stored = s.get(VirtualKey, minted.id)
         assert stored is not None and stored.revoked_at is None
+
+
+def test_a_members_team_role_decides_whether_they_act_for_the_team(org: Org) -> None:
+    """Alice is a console member but only a viewer *in* team A: she reads its keys and may not act for it."""
+    with session(org.engine) as s:
+        row = s.get(Membership, (org.ids["alice"], org.ids["A"]))
+        assert row is not None
+        row.role = "viewer"
+        s.add(row)
+        s.commit()
+    alice = org.scope("alice")
+    assert "team-a" in names(org, "alice")  # still visible
+    with pytest.raises(KeyPermissionError):
+        revoke_key(org.engine, org.keys["team-a"], actor="alice@example.com", scope=alice)
+    with pytest.raises(KeyPermissionError, match="teams you belong to"):
+        create_console_key(org.engine, KeySpec("t", "team", org.ids["A"]), scope=alice, actor="alice")
+    assert [c.label for c in key_choices(org.engine, alice).teams] == []
+    assert key_row(org.engine, org.keys["team-a"]).revoked_at is None
+    assert revoke_key(org.engine, org.keys["alice"], actor="alice@example.com", scope=alice) is True  # her own
