@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from llm_console.auth.roles import ROLES
 from llm_console.settings import Settings
 
 
@@ -347,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("create-admin", cmd_create_admin, "Create a local console user (admin by default).")
     sp.add_argument("email")
     sp.add_argument("--name")
-    sp.add_argument("--role", default="admin", choices=["admin", "operator", "member", "viewer"])
+    sp.add_argument("--role", default="admin", choices=ROLES)
     sp.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
 
     sp = add("add-deployment", cmd_add_deployment, "Route a model alias to an OpenAI-compatible deployment.")

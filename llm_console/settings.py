@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from llm_console.auth.roles import ROLE_RANK
+
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "placeholder", "dev", "test"})
 SECRET_KEY_FILE = "secret_key"
 
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
             if not part.strip():
                 continue
             group, sep, role = part.rpartition("=")
-            if not sep or not group.strip() or role.strip() not in ("admin", "operator", "member", "viewer"):
+            if not sep or not group.strip() or role.strip() not in ROLE_RANK:
                 raise ValueError(f"LLMC_OIDC_ROLE_MAP entry {part.strip()!r} is not group=admin|operator|member|viewer")
             out[group.strip()] = role.strip()
         return out

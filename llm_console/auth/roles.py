@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 ROLE_RANK = {"viewer": 0, "member": 1, "operator": 2, "admin": 3}
+ROLES = tuple(sorted(ROLE_RANK, key=ROLE_RANK.__getitem__, reverse=True))
+"""Highest first: ("admin", "operator", "member", "viewer")."""
 
 
 def has_role_name(role: str | None, minimum: str) -> bool:

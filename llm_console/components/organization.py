@@ -6,9 +6,10 @@ from typing import Any
 
 import reflex as rx
 
+from llm_console.auth.roles import ROLES as ALL_ROLES
 from llm_console.components.tables import WRAP
 
-ROLES = ["admin", "operator", "member", "viewer"]
+ROLES = list(ALL_ROLES)
 
 
 def messages(error: Any, notice: Any) -> rx.Component:

@@ -19,12 +19,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, or_, select
 
+from llm_console.auth.roles import ROLES
 from llm_console.db.engine import session
 from llm_console.db.models import ConsoleSession, Membership, Team, User
 from llm_console.services.audit import record
 from llm_console.services.sessions import SessionUser
 
-ROLES = ("admin", "operator", "member", "viewer")
 STATUSES = ("active", "inactive")
 MAX_NAME = 200
 MAX_PASSWORD = 1024
