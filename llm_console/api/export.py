@@ -22,12 +22,13 @@ from starlette.responses import Response, StreamingResponse
 from llm_console.api.auth import Principal
 from llm_console.api.handler import Api
 from llm_console.api.params import choice_param, int_param, read_query
-from llm_console.api.request_log import check_search, visible_names
+from llm_console.api.request_log import check_search
 from llm_console.api.shapes import ROW_FIELDS, row_json
 from llm_console.db.queries.logs import RequestRow, iter_requests
 from llm_console.db.queries.names import Directory
 from llm_console.presenters.export import safe_cell
 from llm_console.services.logs_page import scoped
+from llm_console.services.scope import visible_directory
 
 log = logging.getLogger("llm_console.api")
 
@@ -104,7 +105,7 @@ async def export(api: Api, request: Request, principal: Principal) -> Response:
     fmt = choice_param(q, "format", MEDIA_TYPES, "csv") or "csv"
     max_rows = int_param(q, "max_rows", DEFAULT_MAX_ROWS, 1, MAX_ROWS)
     engine = api.get_engine()
-    names = await asyncio.to_thread(visible_names, engine, principal.scope)
+    names = await asyncio.to_thread(visible_directory, engine, principal.scope)
     rows = iter_requests(engine, scoped(q.filters, principal.scope), batch=PAGE_ROWS, limit=max_rows)
     encoder = Encoder(fmt, names)
     first, done = await asyncio.to_thread(encoder.take, rows, CHUNK_ROWS)

@@ -14,10 +14,10 @@ from llm_console.api.params import Query, int_param, not_found, read_query
 from llm_console.api.shapes import detail_json, row_json
 from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.logs import Page, RequestDetail, decode_cursor, list_requests
-from llm_console.db.queries.names import Directory, load_directory, scoped_directory
+from llm_console.db.queries.names import Directory
 from llm_console.gateway.errors import bad_request
 from llm_console.services.logs_page import scoped, visible_request
-from llm_console.services.scope import Scope
+from llm_console.services.scope import Scope, visible_directory
 
 REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,36}")
 BODIES_ROLE = "member"
@@ -29,16 +29,10 @@ def check_search(q: Query, principal: Principal) -> None:
         require(principal, BODIES_ROLE, "Searching request bodies (q)")
 
 
-def visible_names(engine: Engine, scope: Scope | None) -> Directory:
-    """Display names, narrowed to what a team-scoped caller may see."""
-    names = load_directory(engine)
-    return names if scope is None else scoped_directory(engine, names, scope.team_ids, scope.user_id)
-
-
 def _page(
     engine: Engine, f: RequestFilters, cursor: str | None, limit: int, scope: Scope | None
 ) -> tuple[Page, Directory]:
-    return list_requests(engine, scoped(f, scope), cursor=cursor, limit=limit), visible_names(engine, scope)
+    return list_requests(engine, scoped(f, scope), cursor=cursor, limit=limit), visible_directory(engine, scope)
 
 
 async def list_page(api: Api, request: Request, principal: Principal) -> Response:
@@ -55,7 +49,7 @@ async def list_page(api: Api, request: Request, principal: Principal) -> Respons
 
 
 def _detail(engine: Engine, request_id: str, scope: Scope | None) -> tuple[RequestDetail | None, Directory]:
-    return visible_request(engine, request_id, scope), visible_names(engine, scope)
+    return visible_request(engine, request_id, scope), visible_directory(engine, scope)
 
 
 async def detail(api: Api, request: Request, principal: Principal) -> Response:

@@ -17,7 +17,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 ATTR = "_llmc_minimum_role"
 PAGE_ROLE = "page"
 """Resolved per state class to its `_minimum_role` (for handlers shared through a mixin)."""
-ANY_SIGNED_IN = "viewer"
 
 
 def requires(role: str) -> Callable[[F], F]:

@@ -10,10 +10,10 @@ from sqlalchemy.engine import Engine
 from llm_console.db.queries import logs
 from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.logs import Page, RequestDetail
-from llm_console.db.queries.names import Directory, load_directory, scoped_directory
+from llm_console.db.queries.names import Directory
 from llm_console.db.retention import RetentionRun, last_runs
 from llm_console.services.filters import ParsedFilters
-from llm_console.services.scope import Scope
+from llm_console.services.scope import Scope, visible_directory
 
 PAGE_SIZE = 50
 
@@ -54,9 +54,7 @@ def load_logs(
 ) -> LogsData:
     page = logs.list_requests(engine, scoped(parsed.filters, scope), cursor=cursor, limit=PAGE_SIZE)
     detail = visible_request(engine, request_id, scope) if request_id and with_detail else None
-    directory = load_directory(engine)
-    if scope is not None:
-        directory = scoped_directory(engine, directory, scope.team_ids, scope.user_id)
+    directory = visible_directory(engine, scope)
     return LogsData(
         page=page,
         detail=detail,

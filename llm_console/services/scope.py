@@ -15,6 +15,7 @@ from sqlmodel import select
 from llm_console.auth.roles import has_role_name
 from llm_console.db.engine import session
 from llm_console.db.models import Membership
+from llm_console.db.queries.names import Directory, load_directory, scoped_directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +67,9 @@ def scope_for(engine: Engine, *, user_id: int, role: str) -> Scope:
     teams = team_roles_of(engine, user_id)
     managed = frozenset(t for t, team_role in teams.items() if has_role_name(team_role, "member"))
     return Scope(user_id=user_id, role=role, team_ids=frozenset(teams), managed_team_ids=managed)
+
+
+def visible_directory(engine: Engine, scope: Scope | None) -> Directory:
+    """Display names of keys, users and teams, narrowed to what `scope` may see (all of them when None)."""
+    names = load_directory(engine)
+    return names if scope is None else scoped_directory(engine, names, scope.team_ids, scope.user_id)

@@ -13,9 +13,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy.engine import Engine
 
-from llm_console.db.queries.names import load_directory, scoped_directory
 from llm_console.db.queries.spend import Spend, share_status, spend_by_entity
-from llm_console.services.scope import Scope
+from llm_console.services.scope import Scope, visible_directory
 
 PAGE_SIZE = 50
 MAX_SEARCH = 200
@@ -108,10 +107,9 @@ def user_spend(
 
     A team-scoped `scope` (member, viewer) narrows the list to the people in the caller's teams and themself.
     """
-    directory = load_directory(engine)
+    directory = visible_directory(engine, scope)
     spent = {s.entity_id: s for s in spend_by_entity(engine, "user", now)}
-    if scope is not None and scope.team_ids is not None:
-        directory = scoped_directory(engine, directory, scope.team_ids, scope.user_id)
+    if scope is not None and not scope.org_wide:
         spent = {uid: row for uid, row in spent.items() if uid in directory.users}
     everyone = [
         UserSpend(uid, directory.name("user", str(uid)), spent.get(uid) or Spend(uid, 0.0, 0.0, None, None))
