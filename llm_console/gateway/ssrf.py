@@ -272,6 +272,17 @@ def _parse_entry(entry: str) -> IPNetwork | str:
     return key
 
 
+def never_allowlistable(ip: IPAddress) -> str | None:
+    """Why "this private host is ours" must not admit `ip`, or None: link-local (where cloud metadata
+    services live), multicast, unspecified or reserved, also when the IPv4 host is embedded in IPv6."""
+    ip = _unscoped(ip)
+    embedded = _embedded_ipv4(ip)
+    real: IPAddress = embedded[1] if embedded is not None else ip
+    if real.is_link_local or real.is_multicast or real.is_unspecified or (real.is_reserved and not real.is_loopback):
+        return f"{real} is a link-local, multicast or reserved address (where cloud metadata services live)"
+    return None
+
+
 def check_ip(ip: IPAddress, allow: AllowList, *, host: str = "") -> None:
     """Pass public or allow-listed addresses; refuse the rest, saying what to add to the allow-list."""
     if allow.allows_ip(ip):

@@ -29,7 +29,7 @@ from llm_console.db.models import (
 )
 from llm_console.gateway.ssrf import AllowList, SSRFError, check_url_syntax
 from llm_console.services.config_schema import ENV_PREFIX, KEYS, ConfigDocument, ConfigImportError
-from llm_console.services.deployments import ConfigError, check_upstream_url, host_addresses, host_entry
+from llm_console.services.deployments import ConfigError, check_upstream_url, host_entry, never_allowlistable_host
 
 SECTIONS = {
     "network_allowlist": "network_allow",
@@ -206,18 +206,6 @@ def _key_warning(item: Any, op: Op, path: str, warnings: list[str]) -> None:
                         "add api_key: os.environ/NAME")  # fmt: skip
 
 
-def _never_auto(host: str) -> str | None:
-    """Why "allow private hosts" must not admit this host: it is (or resolves to) link-local, multicast or reserved."""
-    for ip in host_addresses(host):
-        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-        ip = mapped or ip
-        risky = ip.is_link_local or ip.is_multicast or ip.is_unspecified
-        if risky or (ip.is_reserved and not ip.is_loopback):
-            return (f"{ip} is a link-local, multicast or reserved address (where cloud metadata services live); "
-                    "only an admin can allow it, in network_allowlist")  # fmt: skip
-    return None
-
-
 def _check_urls(
     doc: ConfigDocument,
     ops: list[Op],
@@ -243,7 +231,7 @@ def _check_urls(
         except ConfigError as exc:
             normalised, reason = "", str(exc)
             host = urlsplit(url).hostname or ""
-            never = _never_auto(host) if allow_private else None
+            never = never_allowlistable_host(host) if allow_private else None
             if allow_private and never is None:
                 entries.append(host_entry(url))
                 note = f"config import: provider {op.name}"[:500]

@@ -13,7 +13,7 @@ from sqlmodel import select
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import session
 from llm_console.db.models import AliasDeployment, Deployment, ModelAlias, ModelPrice, NetworkAllow, Provider, utcnow
-from llm_console.gateway.ssrf import AllowList, SSRFError, check_ip, check_url_syntax
+from llm_console.gateway.ssrf import AllowList, SSRFError, check_ip, check_url_syntax, never_allowlistable
 from llm_console.services.audit import record
 
 PROVIDER_KINDS = ("openai", "anthropic", "azure")
@@ -66,6 +66,25 @@ def check_upstream_url(url: str, allow: AllowList) -> str:
         except SSRFError as exc:
             raise ConfigError(str(exc)) from None
     return url
+
+
+def never_allowlistable_host(host: str) -> str | None:
+    """Why a host may not be allow-listed by "this private host is ours": it is, or resolves to, an address
+    no form or import may admit (link-local metadata, multicast, reserved); None when it may."""
+    for ip in host_addresses(host):
+        why = never_allowlistable(ip)
+        if why is not None:
+            return why
+    return None
+
+
+def allow_private_host(engine: Engine, api_base: str, *, actor: str, note: str) -> None:
+    """The admin's "this private host is ours": put `api_base`'s host on the allow-list (audited), unless it
+    is one no one may admit that way."""
+    why = never_allowlistable_host(urlsplit(api_base).hostname or "")
+    if why is not None:
+        raise ConfigError(f"{why}; it cannot be allow-listed from the console or the CLI")
+    allow_network(engine, host_entry(api_base), actor=actor, note=note)
 
 
 def allow_network(engine: Engine, entry: str, *, actor: str, note: str = "") -> NetworkAllow:
@@ -144,7 +163,7 @@ def add_deployment(
         raise ConfigError("max concurrency must be >= 1")
     api_base = validate_base_url(base_url)
     if allow_private:
-        allow_network(engine, host_entry(api_base), actor=actor, note=f"deployment {alias}")
+        allow_private_host(engine, api_base, actor=actor, note=f"deployment {alias}")
     api_base = check_upstream_url(api_base, allowlist(engine, extra_allowlist))
     upstream_model = (model or alias).strip()
     with session(engine) as s:

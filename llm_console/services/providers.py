@@ -6,13 +6,11 @@ set); an empty key field on edit keeps the stored key, and only an explicit "cle
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
@@ -24,11 +22,9 @@ from llm_console.services.audit import record
 from llm_console.services.deployments import (
     PROVIDER_KINDS,
     ConfigError,
-    allow_network,
+    allow_private_host,
     allowlist,
     check_upstream_url,
-    host_addresses,
-    host_entry,
     validate_base_url,
 )
 
@@ -102,26 +98,13 @@ def _key(raw: object) -> str:
     return key
 
 
-def _refuse_link_local(api_base: str) -> None:
-    """Cloud metadata services live on link-local addresses: never allow-listed from a form."""
-    host = urlsplit(api_base).hostname or ""
-    for ip in host_addresses(host):
-        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-        if ip.is_link_local or (mapped is not None and mapped.is_link_local):
-            raise ConfigError(
-                f"{host} is (or resolves to) a link-local address such as the cloud metadata service; "
-                "it cannot be allow-listed from the console"
-            )
-
-
 def _checked_url(
     engine: Engine, raw: object, *, name: str, allow_private: bool, extra_allowlist: Iterable[str], actor: str
 ) -> str:
     """The normalised base URL once it passed the SSRF guard (allow-listing its host first if asked)."""
     api_base = validate_base_url(str(raw or ""))
     if allow_private:
-        _refuse_link_local(api_base)
-        allow_network(engine, host_entry(api_base), actor=actor, note=f"provider {name}")
+        allow_private_host(engine, api_base, actor=actor, note=f"provider {name}")
     try:
         return check_upstream_url(api_base, allowlist(engine, extra_allowlist))
     except ConfigError as exc:

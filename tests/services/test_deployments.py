@@ -250,3 +250,11 @@ def test_bad_route_policies_are_refused(engine: Engine, box: SecretBox, kwargs: 
     with pytest.raises(ConfigError, match=message):
         set_route_policy(engine, **{"alias": "a", "actor": "ops", **kwargs})
     assert all_rows(engine, ModelAlias)[0].settings == {}
+
+
+def test_add_deployment_never_allow_lists_the_metadata_range(engine: Engine, box: SecretBox) -> None:
+    with pytest.raises(ConfigError, match="link-local"):
+        add_deployment(
+            engine, box, alias="meta", base_url="http://169.254.169.254/latest", actor="a", allow_private=True
+        )
+    assert all_rows(engine, NetworkAllow) == []

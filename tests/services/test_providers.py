@@ -229,3 +229,16 @@ def test_an_empty_provider_deletes_and_a_missing_one_is_a_readable_error(engine:
         delete_provider(engine, pid, actor="op")
     with pytest.raises(ConfigError, match="no provider"):
         set_provider_enabled(engine, pid, True, actor="op")
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://[64:ff9b::a9fe:a9fe]/latest", "http://[::ffff:169.254.169.254]/latest", "http://[2002:a9fe:a9fe::1]/x"],
+)
+def test_metadata_addresses_hidden_in_ipv6_are_never_allow_listed(
+    engine: Engine, box: SecretBox, base_url: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"169\.254\.169\.254 is a link-local"):
+        _new(engine, box, base_url=base_url, allow_private=True)
+    with session(engine) as s:
+        assert list(s.exec(select(NetworkAllow))) == []
