@@ -156,6 +156,8 @@ def pending_invitations() -> rx.Component:
     body = rx.table.body(rx.foreach(InvitesState.pending, row))
     return section(
         "Pending invitations",
+        # A refused revoke shows here (the dialog that shows create errors is closed then).
+        rx.cond(~InvitesState.open, messages(InvitesState.error, InvitesState.notice)),
         empty_or(
             InvitesState.pending,
             table(header_row("Email", "Role", "Team", "Invited by", "Expires (UTC)", ""), body, "invitations-table"),

@@ -84,6 +84,9 @@ class ConfigIOState(rx.State):
     async def load(self) -> None:
         user = await current_user(self)
         self.allowed, self.can_allow_private = has_role(user, "operator"), has_role(user, "admin")
+        # The editor may hold literal API keys and the plan upstream hosts: start every visit empty.
+        self.text, self.litellm, self.allow_private = "", False, False
+        self._stale()
 
     @rx.event
     @requires("operator")

@@ -34,6 +34,7 @@ class InvitesState(rx.State):
     link: str = ""
     link_for: str = ""
     error: str = ""
+    notice: str = ""  # `change()` sets it with `error`
 
     async def _reload(self) -> None:
         rows, self.team_options = await with_team_options(list_pending)
@@ -52,7 +53,7 @@ class InvitesState(rx.State):
     @rx.event
     @requires(READ_ROLE)
     async def load(self) -> None:
-        self.open, self.link, self.link_for, self.error = False, "", "", ""
+        self.open, self.link, self.link_for, self.error, self.notice = False, "", "", "", ""
         if await reader(self) is None:
             self.pending, self.team_options = [], []
             return

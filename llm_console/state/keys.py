@@ -84,7 +84,8 @@ class KeysState(rx.State):
         self.search = params.get("q", "").strip()
         self.status = params.get("status", "all") if params.get("status") in STATUSES else "all"
         self.can_create = has_role(who[0], "member")
-        self.confirm_action = self.error = self.notice = ""
+        # A secret shown once never outlives the page it was shown on (nor a sign-out on the same tab).
+        self.confirm_action = self.error = self.notice = self.new_secret = self.secret_title = ""
         await self._reload(who[1])
         return None
 

@@ -166,6 +166,9 @@ async def test_create_shows_the_secret_once(page: Page) -> None:
     assert page.keys.new_secret == secret
     await page.call(page.keys, "dismiss_secret", False)
     assert page.keys.new_secret == "" and page.keys.secret_title == ""
+    page.keys.new_secret = secret  # never dismissed: the next visit (or the next user on this tab) never sees it
+    await page.call(page.keys, "load")
+    assert page.keys.new_secret == "" and page.keys.secret_title == ""
 
 
 async def test_form_errors_stay_in_the_dialog(page: Page) -> None:

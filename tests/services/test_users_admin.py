@@ -309,6 +309,11 @@ async def test_handlers_do_what_admins_ask(engine: Engine, monkeypatch: pytest.M
     assert [p["email"] for p in invites.pending] == ["new@example.com"]  # type: ignore[attr-defined]
     await call(InvitesState, "set_open", False, state=invites)
     assert invites.link == ""  # type: ignore[attr-defined]
+    await call(InvitesState, "create", {"email": "ana@example.com", "role": "member"}, state=invites)
+    assert invites.error and invites.link == ""  # type: ignore[attr-defined]  # refused readably, not raised
+    await call(InvitesState, "revoke", invites.pending[0]["id"], state=invites)  # type: ignore[attr-defined]
+    await call(InvitesState, "revoke", "999999", state=invites)
+    assert invites.error and invites.pending == []  # type: ignore[attr-defined]
 
     teams = await call(TeamsState, "create", {"name": "apps", "description": "web"})
     await call(TeamsState, "add_member", {"email": "ANA@example.com", "role": "viewer"}, state=teams)
