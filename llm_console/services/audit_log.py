@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ from sqlmodel import col, func, select
 
 from llm_console.db.engine import session
 from llm_console.db.models import AuditEvent, utcnow
+from llm_console.db.queries.filters import utc
 from llm_console.services.audit import mask
 
 PAGE_SIZE = 50
@@ -86,7 +87,7 @@ def _when(raw: str) -> datetime | None:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except (ValueError, OverflowError):
         return None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return utc(value)
 
 
 def parse_params(raw: Mapping[str, str], now: datetime | None = None) -> ParsedAudit:
@@ -133,9 +134,15 @@ def parse_params(raw: Mapping[str, str], now: datetime | None = None) -> ParsedA
 
 
 def _entry(row: AuditEvent) -> AuditEntry:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return AuditEntry(
-        row.id or 0, created, row.actor, row.action, row.target_type, row.target_id, mask(row.before), mask(row.after)
+        row.id or 0,
+        utc(row.created_at),
+        row.actor,
+        row.action,
+        row.target_type,
+        row.target_id,
+        mask(row.before),
+        mask(row.after),
     )
 
 

@@ -383,12 +383,13 @@ def compare(
     return out
 
 
-async def refresh_metadata(engine: Engine, box: SecretBox, alias: str) -> str:
-    """Ask every deployment of `alias` for its `/v1/models` again; a sentence saying how it went."""
-    try:
-        from llm_console.services.probe import probe_deployment  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise CatalogError("metadata discovery is not available in this build") from None
+async def refresh_metadata(engine: Engine, box: SecretBox, alias: str, *, extra_allowlist: Iterable[str] = ()) -> str:
+    """Ask every deployment of `alias` for its `/v1/models` again; a sentence saying how it went.
+
+    `extra_allowlist` is `LLMC_UPSTREAM_ALLOWLIST`, as for every other probe.
+    """
+    from llm_console.services.probe import probe_deployment
+
     entry = get_entry(engine, alias)
     if entry is None:
         raise CatalogError(f"no model {alias!r} in the catalog")
@@ -397,9 +398,12 @@ async def refresh_metadata(engine: Engine, box: SecretBox, alias: str) -> str:
     failed: list[str] = []
     for dep in entry.deployments:
         try:
-            await probe_deployment(engine, box, dep.id)
+            result = await probe_deployment(engine, box, dep.id, extra_allowlist=extra_allowlist)
         except Exception as exc:  # one unreachable deployment must not hide the others' results
             failed.append(f"{dep.name}: {str(exc)[:200] or type(exc).__name__}")
+            continue
+        if result.status == "error":
+            failed.append(f"{dep.name}: {(result.error or 'error')[:200]}")
     n = len(entry.deployments)
     if failed:
         return f"Asked {n} deployment(s); {len(failed)} failed: " + "; ".join(failed)

@@ -8,7 +8,7 @@ email through `pending_invitation_for` and `apply_invitation`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select, update
 from llm_console.crypto import random_token, sha256_hex
 from llm_console.db.engine import session
 from llm_console.db.models import Invitation, Team, User, utcnow
+from llm_console.db.queries.filters import utc
 from llm_console.services.audit import record
 from llm_console.services.sessions import SessionUser
 from llm_console.services.teams import TEAM_ROLES, add_membership
@@ -88,10 +89,6 @@ class PendingInvitation:
     role: str
     team_id: int | None
     team_role: str
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def invite_link(base_url: str, token: str) -> str:
@@ -241,7 +238,7 @@ def _by_token(s: Session, token: str) -> Invitation:
         raise InvitationError("revoked")
     if row.accepted_at is not None:
         raise InvitationError("used")
-    if _aware(row.expires_at) <= utcnow():
+    if utc(row.expires_at) <= utcnow():
         raise InvitationError("expired")
     return row
 

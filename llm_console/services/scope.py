@@ -56,10 +56,6 @@ def team_roles_of(engine: Engine, user_id: int) -> dict[int, str]:
         return {team_id: role for team_id, role in rows}
 
 
-def team_ids_of(engine: Engine, user_id: int) -> frozenset[int]:
-    return frozenset(team_roles_of(engine, user_id))
-
-
 def scope_for(engine: Engine, *, user_id: int, role: str) -> Scope:
     """The scope of a signed-in user of `role` (operators and admins are org-wide)."""
     if has_role_name(role, ORG_WIDE_ROLE):

@@ -193,7 +193,12 @@ class CatalogEditState(rx.State):
             self.busy, alias = True, self._alias()
         ctx = get_context()
         try:
-            message, error = await catalog.refresh_metadata(ctx.engine, ctx.runtime.box, alias), ""
+            message, error = (
+                await catalog.refresh_metadata(
+                    ctx.engine, ctx.runtime.box, alias, extra_allowlist=ctx.settings.upstream_allowlist
+                ),
+                "",
+            )
         except CatalogError as exc:
             message, error = "", str(exc)
         async with self:

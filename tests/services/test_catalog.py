@@ -3,7 +3,6 @@ the compare figures, and display rows that keep names inert and provider secrets
 
 from __future__ import annotations
 
-import sys
 import types
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -376,24 +375,24 @@ def test_edit_form_round_trip(fleet: Engine) -> None:
 async def test_refresh_metadata_asks_every_deployment(
     fleet: Engine, box: SecretBox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    asked: list[int] = []
+    from llm_console.services import probe
 
-    async def probe_deployment(engine: Engine, box: SecretBox, deployment_id: int, **_: Any) -> None:
-        asked.append(deployment_id)
+    asked: list[tuple[int, tuple[str, ...]]] = []
+
+    async def probe_deployment(
+        engine: Engine, box: SecretBox, deployment_id: int, *, extra_allowlist: Any = (), **_: Any
+    ) -> probe.ProbeResult:
+        asked.append((deployment_id, tuple(extra_allowlist)))
         if len(asked) == 2:
-            raise ValueError("upstream said 500")
+            return probe.failed("upstream said 500")
+        return probe.ProbeResult("available", 12.0, ["llama"], None)
 
-    fake = types.ModuleType("llm_console.services.probe")
-    fake.probe_deployment = probe_deployment  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "llm_console.services.probe", fake)
-    message = await catalog.refresh_metadata(fleet, box, "llama-8b")
-    assert len(asked) == 2
+    monkeypatch.setattr(probe, "probe_deployment", probe_deployment)
+    message = await catalog.refresh_metadata(fleet, box, "llama-8b", extra_allowlist=["10.0.0.0/8"])
+    assert len(asked) == 2 and all(allow == ("10.0.0.0/8",) for _, allow in asked)
     assert "Asked 2 deployment(s); 1 failed" in message and "upstream said 500" in message
     with pytest.raises(CatalogError, match="no deployments"):
         await catalog.refresh_metadata(fleet, box, "mystery")
-    monkeypatch.setitem(sys.modules, "llm_console.services.probe", None)  # the module is not there
-    with pytest.raises(CatalogError, match="not available"):
-        await catalog.refresh_metadata(fleet, box, "llama-8b")
 
 
 def test_every_catalog_handler_declares_its_role() -> None:
