@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from llm_console.db.engine import session
 from llm_console.db.models import Budget, Team, User, VirtualKey, utcnow
@@ -66,29 +66,34 @@ def set_budget(
     if isinstance(entity_id, bool) or not isinstance(entity_id, int) or entity_id < 0:
         raise BudgetError("entity id must be a non-negative integer")
     daily, monthly = _limit(daily_usd, "daily budget"), _limit(monthly_usd, "monthly budget")
-    target_id = f"{entity_type}:{entity_id}"
     with session(engine) as s:
         if s.get(_TABLES[entity_type], entity_id) is None:
             raise BudgetError(f"no {entity_type} with id {entity_id}")
-        row = s.get(Budget, (entity_type, entity_id))
-        before = None if row is None else {"daily_usd": row.daily_usd, "monthly_usd": row.monthly_usd}
-        after = {"daily_usd": daily, "monthly_usd": monthly}
-        if daily is None and monthly is None:
-            if row is None:
-                return None
-            s.delete(row)
-            record(s, actor=actor, action="budget.clear", target_type="budget", target_id=target_id, before=before)
-            s.commit()
-            return None
-        if row is None:
-            row = Budget(entity_type=entity_type, entity_id=entity_id)
-        row.daily_usd, row.monthly_usd, row.updated_at = daily, monthly, utcnow()
-        s.add(row)
-        record(
-            s, actor=actor, action="budget.set", target_type="budget", target_id=target_id, before=before, after=after
-        )
+        row = put_budget(s, entity_type, entity_id, daily, monthly, actor=actor)
         s.commit()
-        return _view(row)
+        return None if row is None else _view(row)
+
+
+def put_budget(
+    s: Session, entity_type: str, entity_id: int, daily: float | None, monthly: float | None, *, actor: str
+) -> Budget | None:
+    """Store or clear (both None) one entity's budget in the caller's transaction, audited; limits already
+    validated. Nothing is written when nothing changes. Returns the row, or None when there is none."""
+    row = s.get(Budget, (entity_type, entity_id))
+    before = None if row is None else {"daily_usd": row.daily_usd, "monthly_usd": row.monthly_usd}
+    after = {"daily_usd": daily, "monthly_usd": monthly}
+    target_id = f"{entity_type}:{entity_id}"
+    if before == after or (row is None and daily is None and monthly is None):
+        return row
+    if daily is None and monthly is None:
+        s.delete(row)
+        record(s, actor=actor, action="budget.clear", target_type="budget", target_id=target_id, before=before)
+        return None
+    row = row or Budget(entity_type=entity_type, entity_id=entity_id)
+    row.daily_usd, row.monthly_usd, row.updated_at = daily, monthly, utcnow()
+    s.add(row)
+    record(s, actor=actor, action="budget.set", target_type="budget", target_id=target_id, before=before, after=after)
+    return row
 
 
 def get_budgets(engine: Engine, entity_type: str | None = None) -> list[BudgetView]:

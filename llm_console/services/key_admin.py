@@ -19,7 +19,7 @@ from llm_console.db.engine import session
 from llm_console.db.models import Budget, ModelAlias, RateLimit, Team, User, VirtualKey, utcnow
 from llm_console.db.queries.filters import utc
 from llm_console.services.audit import record
-from llm_console.services.budgets import MAX_USD
+from llm_console.services.budgets import MAX_USD, put_budget
 from llm_console.services.keys import (
     KeyAdminError,
     KeyPermissionError,
@@ -186,7 +186,7 @@ def _put_given(s: Session, key_id: int, limits: KeyLimits | None, budget: KeyBud
     if limits is not None:
         _put_limits(s, key_id, limits, actor)
     if budget is not None:
-        _put_budget(s, key_id, budget, actor)
+        put_budget(s, "key", key_id, budget.daily_usd, budget.monthly_usd, actor=actor)
 
 
 def _put_limits(s: Session, key_id: int, limits: KeyLimits, actor: str) -> None:
@@ -206,24 +206,6 @@ def _put_limits(s: Session, key_id: int, limits: KeyLimits, actor: str) -> None:
     s.add(row)
     after = limits.as_dict()
     record(s, actor=actor, action="limits.set", target_type="rate_limit", target_id=target, before=old, after=after)
-
-
-def _put_budget(s: Session, key_id: int, budget: KeyBudget, actor: str) -> None:
-    """`budgets.set_budget` for a key, inside the caller's transaction (same rows, same audit events)."""
-    row = s.get(Budget, ("key", key_id))
-    before = None if row is None else {"daily_usd": row.daily_usd, "monthly_usd": row.monthly_usd}
-    after = {"daily_usd": budget.daily_usd, "monthly_usd": budget.monthly_usd}
-    if before == after or (before is None and budget.empty):
-        return
-    target = f"key:{key_id}"
-    if budget.empty:
-        s.delete(row)
-        record(s, actor=actor, action="budget.clear", target_type="budget", target_id=target, before=before)
-        return
-    row = row or Budget(entity_type="key", entity_id=key_id)
-    row.daily_usd, row.monthly_usd, row.updated_at = budget.daily_usd, budget.monthly_usd, utcnow()
-    s.add(row)
-    record(s, actor=actor, action="budget.set", target_type="budget", target_id=target, before=before, after=after)
 
 
 def create_console_key(
@@ -293,7 +275,7 @@ def rotate_key(engine: Engine, key_id: int, *, scope: Scope, actor: str, now: da
             _put_limits(s, new.id, KeyLimits(limits.rpm, limits.tpm, limits.rpd, limits.tpd), actor)
         budget = s.get(Budget, ("key", old.id))
         if budget is not None:
-            _put_budget(s, new.id, KeyBudget(budget.daily_usd, budget.monthly_usd), actor)
+            put_budget(s, "key", new.id, budget.daily_usd, budget.monthly_usd, actor=actor)
         s.commit()
         return MintedKey(id=new.id, secret=secret, prefix=new.prefix)
 
