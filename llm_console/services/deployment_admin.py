@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
@@ -18,7 +17,13 @@ from sqlmodel import Session, col, func, select
 from llm_console.db.engine import session
 from llm_console.db.models import AliasDeployment, Deployment, DeploymentHealth, ModelAlias, Provider
 from llm_console.services.audit import record
-from llm_console.services.deployments import TIMEOUT_FIELDS, ConfigError
+from llm_console.services.deployments import (
+    TIMEOUT_FIELDS,
+    ConfigError,
+    deployment_base_name,
+    route_alias,
+    unique_deployment_name,
+)
 from llm_console.services.providers import (
     clean_name,
     clean_version,
@@ -160,17 +165,6 @@ def _check_unique(s: Session, dep_id: int | None, provider: Provider, fields: De
         raise ConfigError(f"provider {provider.name!r} already has a deployment of {fields.model!r}: {same.name!r}")
 
 
-def _default_name(s: Session, provider: Provider, model: str) -> str:
-    base = f"{model}@{urlsplit(provider.api_base).netloc}" + (
-        "" if provider.kind == "openai" else f" ({provider.kind})"
-    )
-    base, name, n = base[:190], base[:190], 1
-    while s.exec(select(Deployment.id).where(func.lower(Deployment.name) == name.lower())).first() is not None:
-        n += 1
-        name = f"{base} #{n}"
-    return name
-
-
 def _apply(dep: Deployment, fields: DeploymentFields) -> None:
     settings = {k: v for k, v in (dep.settings or {}).items() if k not in ("timeouts", "api_version")}
     if fields.timeouts:
@@ -178,22 +172,6 @@ def _apply(dep: Deployment, fields: DeploymentFields) -> None:
     if fields.api_version:
         settings["api_version"] = fields.api_version
     dep.model, dep.max_concurrency, dep.settings = fields.model, fields.max_concurrency, settings
-
-
-def _route(s: Session, dep_id: int, alias: str, weight: int) -> None:
-    """Route `alias` (created if missing) to the deployment with `weight`."""
-    row = s.exec(select(ModelAlias).where(ModelAlias.alias == alias)).first()
-    if row is None:
-        row = ModelAlias(alias=alias)
-        s.add(row)
-        s.flush()
-    assert row.id is not None
-    link = s.get(AliasDeployment, (row.id, dep_id))
-    if link is None:
-        s.add(AliasDeployment(alias_id=row.id, deployment_id=dep_id, weight=weight))
-    else:
-        link.weight = weight
-        s.add(link)
 
 
 def _audit_fields(dep: Deployment, alias: str = "", weight: int | None = None) -> dict[str, Any]:
@@ -218,14 +196,16 @@ def create_deployment(
         provider = _provider(s, provider_id)
         fields = _validate(fields, provider.kind)
         _check_unique(s, None, provider, fields)
-        name = fields.name or _default_name(s, provider, fields.model)
+        name = fields.name or unique_deployment_name(
+            s, deployment_base_name(fields.model, provider.api_base, provider.kind)
+        )
         dep = Deployment(name=name, provider_id=provider_id, model=fields.model, enabled=enabled)
         _apply(dep, fields)
         s.add(dep)
         s.flush()
         assert dep.id is not None
         if fields.alias:
-            _route(s, dep.id, fields.alias, fields.weight)
+            route_alias(s, fields.alias, dep.id, fields.weight)
         record(
             s,
             actor=actor,
@@ -251,7 +231,7 @@ def update_deployment(engine: Engine, deployment_id: int, fields: DeploymentFiel
         _apply(dep, fields)
         s.add(dep)
         if fields.alias:
-            _route(s, deployment_id, fields.alias, fields.weight)
+            route_alias(s, fields.alias, deployment_id, fields.weight)
         record(
             s,
             actor=actor,

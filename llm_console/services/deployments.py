@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, func, select
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import session
@@ -131,6 +131,40 @@ def host_entry(api_base: str) -> str:
     return f"{ip}/{ip.max_prefixlen}"
 
 
+MAX_BASE_NAME = 190  # room for " #N" within the 200-character name
+
+
+def deployment_base_name(model: str, api_base: str, kind: str) -> str:
+    """The default name of a deployment: `model@host:port`, with the provider kind unless it is openai."""
+    base = f"{model}@{urlsplit(api_base).netloc}" + ("" if kind == "openai" else f" ({kind})")
+    return base[:MAX_BASE_NAME]
+
+
+def unique_deployment_name(s: Session, base: str) -> str:
+    """`base`, or `base #2`, `#3`, ... : the first no deployment uses yet (names compare ignoring case)."""
+    name, n = base, 1
+    while s.exec(select(Deployment.id).where(func.lower(Deployment.name) == name.lower())).first() is not None:
+        n += 1
+        name = f"{base} #{n}"
+    return name
+
+
+def route_alias(s: Session, alias: str, deployment_id: int, weight: int) -> None:
+    """Route `alias` (created if missing) to the deployment with `weight`, in the caller's transaction."""
+    row = s.exec(select(ModelAlias).where(ModelAlias.alias == alias)).first()
+    if row is None:
+        row = ModelAlias(alias=alias)
+        s.add(row)
+        s.flush()
+    assert row.id is not None
+    link = s.get(AliasDeployment, (row.id, deployment_id))
+    if link is None:
+        s.add(AliasDeployment(alias_id=row.id, deployment_id=deployment_id, weight=weight))
+    else:
+        link.weight = weight
+        s.add(link)
+
+
 def add_deployment(
     engine: Engine,
     box: SecretBox,
@@ -182,27 +216,14 @@ def add_deployment(
             select(Deployment).where(Deployment.provider_id == provider.id, Deployment.model == upstream_model)
         ).first()
         if dep is None:
-            base_name = f"{upstream_model}@{urlsplit(api_base).netloc}" + ("" if kind == "openai" else f" ({kind})")
-            name, n = base_name, 1
-            while s.exec(select(Deployment).where(Deployment.name == name)).first() is not None:
-                n += 1
-                name = f"{base_name} #{n}"
+            name = unique_deployment_name(s, deployment_base_name(upstream_model, api_base, kind))
             dep = Deployment(name=name, provider_id=provider.id, model=upstream_model)  # type: ignore[arg-type]
         if max_concurrency is not None:
             dep.max_concurrency = max_concurrency
         s.add(dep)
         s.flush()
-        row = s.exec(select(ModelAlias).where(ModelAlias.alias == alias)).first()
-        if row is None:
-            row = ModelAlias(alias=alias)
-            s.add(row)
-            s.flush()
-        link = s.get(AliasDeployment, (row.id, dep.id))
-        if link is None:
-            s.add(AliasDeployment(alias_id=row.id, deployment_id=dep.id, weight=weight))  # type: ignore[arg-type]
-        else:
-            link.weight = weight
-            s.add(link)
+        assert dep.id is not None
+        route_alias(s, alias, dep.id, weight)
         record(
             s,
             actor=actor,

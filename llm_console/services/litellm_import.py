@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 from typing import Any
-from urllib.parse import urlsplit
 
 from llm_console.services.config_schema import ENV_PREFIX, ConfigImportError, path_of
-from llm_console.services.deployments import ConfigError, validate_base_url
+from llm_console.services.deployments import ConfigError, deployment_base_name, validate_base_url
 
 # LiteLLM provider prefix -> (our provider kind, default api_base or None when the config must give one).
 PREFIXES: dict[str, tuple[str, str | None]] = {
@@ -176,7 +175,7 @@ def _deployment(
     doc: dict[str, Any], provider: str, kind: str, model: str, api_base: str, params: dict[str, Any], path: str,
     p: _Problems,
 ) -> str:  # fmt: skip
-    name = f"{model}@{urlsplit(api_base).netloc}" + ("" if kind == "openai" else f" ({kind})")
+    name = deployment_base_name(model, api_base, kind)
     settings: dict[str, Any] = {}
     timeouts = {
         "total_s": p.number(params.get("timeout"), f"{path}.litellm_params.timeout", positive=True),
