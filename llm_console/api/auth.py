@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Literal, Protocol
 
 from sqlalchemy.engine import Engine
@@ -19,6 +18,7 @@ from starlette.requests import Request
 
 from llm_console.auth.cookies import session_token
 from llm_console.auth.roles import has_role_name
+from llm_console.gateway.auth import KeyCache, KeyInfo, key_info_from_row
 from llm_console.gateway.errors import GatewayError
 from llm_console.services.keys import find_by_hash, hash_key, looks_like_key
 from llm_console.services.scope import Scope, scope_for
@@ -26,8 +26,6 @@ from llm_console.services.sessions import SessionUser
 
 ANALYTICS_SCOPE = "analytics"
 KEY_TTL_S = 5.0
-NEGATIVE_TTL_S = 2.0
-MAX_ENTRIES = 10_000
 
 
 class SessionResolver(Protocol):
@@ -47,47 +45,10 @@ class Principal:
         return has_role_name(self.role, role)
 
 
-@dataclass(frozen=True, slots=True)
-class ScopedKey:
-    id: int
-    scopes: frozenset[str]
-    expires_at: float | None
-    revoked: bool
-
-
-def lookup_key(engine: Engine, key_hash: str) -> ScopedKey | None:
+def lookup_key(engine: Engine, key_hash: str) -> KeyInfo | None:
+    """The key with this hash, as the gateway sees it (scopes included), or None."""
     row = find_by_hash(engine, key_hash)
-    if row is None or row.id is None:
-        return None
-    expires = row.expires_at
-    if expires is not None and expires.tzinfo is None:  # SQLite hands back naive UTC
-        expires = expires.replace(tzinfo=UTC)
-    return ScopedKey(
-        id=row.id,
-        scopes=frozenset(row.scopes or ()),
-        expires_at=expires.timestamp() if expires else None,
-        revoked=row.revoked_at is not None,
-    )
-
-
-class KeyCache:
-    """Key hash -> ScopedKey (or a remembered miss) for a few seconds, so scripted polling is not a query each."""
-
-    def __init__(self, lookup: Callable[[str], ScopedKey | None], ttl_s: float = KEY_TTL_S) -> None:
-        self._lookup = lookup
-        self._ttl_s = ttl_s
-        self._entries: dict[str, tuple[float, ScopedKey | None]] = {}
-
-    async def get(self, key_hash: str) -> ScopedKey | None:
-        now = time.monotonic()
-        hit = self._entries.get(key_hash)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        found = await asyncio.to_thread(self._lookup, key_hash)
-        if len(self._entries) >= MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key_hash] = (now + (self._ttl_s if found else min(self._ttl_s, NEGATIVE_TTL_S)), found)
-        return found
+    return key_info_from_row(row) if row is not None and row.id is not None else None
 
 
 def _unauthorized(message: str, code: str) -> GatewayError:
@@ -114,7 +75,7 @@ class Authenticator:
     ) -> None:
         self._get_sessions = get_sessions
         self._get_engine = get_engine
-        self.keys = KeyCache(lambda key_hash: lookup_key(get_engine(), key_hash), key_ttl_s)
+        self.keys = KeyCache(lambda key_hash: lookup_key(get_engine(), key_hash), ttl=key_ttl_s)
 
     async def __call__(self, request: Request) -> Principal:
         header = request.headers.get("authorization")

@@ -25,6 +25,7 @@ class KeyInfo:
     allowed_aliases: frozenset[str]
     expires_at: float | None
     revoked: bool
+    scopes: frozenset[str] = frozenset()  # rights beyond calling models ("analytics")
 
     def may_use(self, alias: str) -> bool:
         return not self.allowed_aliases or alias in self.allowed_aliases
@@ -101,4 +102,5 @@ def key_info_from_row(row: object) -> KeyInfo:
         allowed_aliases=frozenset(row.allowed_aliases or ()),  # type: ignore[attr-defined]
         expires_at=_epoch(row.expires_at),  # type: ignore[attr-defined]
         revoked=row.revoked_at is not None,  # type: ignore[attr-defined]
+        scopes=frozenset(row.scopes or ()),  # type: ignore[attr-defined]
     )
