@@ -11,6 +11,7 @@ from typing import Any
 
 import reflex as rx
 
+from llm_console.components.tables import MUTED
 from llm_console.components.trace import code_block, fact
 from llm_console.state.catalog import CatalogState
 
@@ -26,7 +27,6 @@ LIST_COLUMNS = [
     ("availability", "Availability"),
 ]
 FLAGS = [("streaming", "Streaming"), ("tools", "Tools"), ("vision", "Vision"), ("json_mode", "JSON mode")]
-MUTED = rx.color("gray", 11)
 
 
 def scroll_table(table_id: str, headers: list[rx.Component], rows: Any, render: Callable[[Any], Any]) -> rx.Component:

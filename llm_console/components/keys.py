@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from llm_console.components.tables import WRAP
 from llm_console.presenters.keys import SPARK_HEIGHT_PX
 from llm_console.services.key_list import SPARK_DAYS
 from llm_console.state.key_forms import KeyFormState
@@ -12,7 +13,6 @@ from llm_console.state.keys import KeysState
 
 COLUMNS = ["Name", "Key", "Owner", "Models", "Expires", "Status", "Limits", "Budget", "Last 7 days", "Actions"]
 STATUS_ITEMS = [("all", "All"), ("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
-WRAP = {"overflow_wrap": "anywhere"}
 
 
 def key_status(status: rx.Var) -> rx.Component:

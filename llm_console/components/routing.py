@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import reflex as rx
 
+from llm_console.components.tables import MUTED, WRAP
 from llm_console.state.routing import RoutingEditState as E
 from llm_console.state.routing import RoutingState as S
-
-MUTED = rx.color("gray", 11)
-WRAP = {"overflow_wrap": "anywhere"}
 
 
 def callouts() -> rx.Component:

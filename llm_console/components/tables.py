@@ -9,6 +9,7 @@ import reflex as rx
 from llm_console.components.widgets import status_badge
 
 WRAP = {"overflow_wrap": "anywhere"}  # long names (emails, key labels) wrap instead of making the table scroll
+MUTED = rx.color("gray", 11)  # secondary text in cells and captions
 
 
 def data_table(rows: Any, columns: list[tuple[str, str]], *, table_id: str = "", link: Any = None) -> rx.Component:

@@ -19,13 +19,11 @@ from llm_console.components.forms import (
 )
 from llm_console.components.health import health_badge, health_matrix
 from llm_console.components.layout import console_page
+from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section
 from llm_console.presenters.config import KIND_OPTIONS
 from llm_console.state.config import ConfigState
 from llm_console.state.config_forms import DeleteState, DeploymentFormState, ProviderFormState
-
-WRAP = {"overflow_wrap": "anywhere"}
-MUTED = rx.color("gray", 11)
 
 
 def _table(columns: list[str], rows: Any, row: Any, table_id: str, empty: str) -> rx.Component:
