@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str = ""
     redis_url: str | None = None
+    redis_prefix: str = Field(default="llmc", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+    leader_ttl_s: float = Field(default=30.0, ge=1)
+    console_workers: int = Field(default=0, ge=0, le=64)
     secret_key: SecretStr | None = None
     admin_email: str = "admin@localhost"
     admin_password: SecretStr | None = None
@@ -64,7 +67,18 @@ class Settings(BaseSettings):
     retention_rollup_days: float = Field(default=400.0, gt=0)
     retention_interval_s: float = Field(default=3600.0, ge=0)
     monthly_budget_usd: float = Field(default=0.0, ge=0)
+    budget_timezone: str = "UTC"
+    limits_backend: Literal["auto", "memory", "redis"] = "auto"
+    limits_redis_failure: Literal["local", "open", "closed"] = "local"
+    limits_completion_estimate_tokens: int = Field(default=1024, ge=0)
     dashboard_live_interval_s: float = Field(default=5.0, ge=1)
+    alert_interval_s: float = Field(default=60.0, ge=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "llm-console@localhost"
+    smtp_starttls: bool = True
     session_ttl_hours: float = Field(default=12.0, gt=0)
     cookie_secure: bool = False
     public_url: str | None = None
@@ -104,6 +118,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"LLMC_OIDC_ROLE_MAP entry {part.strip()!r} is not group=admin|operator|member|viewer")
             out[group.strip()] = role.strip()
         return out
+
+    @field_validator("budget_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        """An IANA time zone name (`Europe/Berlin`); budgets and daily limits reset at its midnight."""
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"LLMC_BUDGET_TIMEZONE {value[:60]!r} is not an IANA time zone such as Europe/Berlin"
+            ) from None
+        return value
+
+    @property
+    def uses_redis_limits(self) -> bool:
+        """Counters for limits and budgets live in Redis (shared by every replica) rather than in this process."""
+        return self.limits_backend == "redis" or (self.limits_backend == "auto" and bool(self.redis_url))
 
     @property
     def oidc_enabled(self) -> bool:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from starlette.datastructures import Headers
 
 from llm_console.gateway.errors import GatewayError, unauthorized
+from llm_console.limits.plan import NO_LIMITS, LimitPlan
 from llm_console.services.keys import hash_key, looks_like_key
 
 NEGATIVE_TTL_S = 2.0
@@ -26,6 +27,7 @@ class KeyInfo:
     expires_at: float | None
     revoked: bool
     scopes: frozenset[str] = frozenset()  # rights beyond calling models ("analytics")
+    plan: LimitPlan = NO_LIMITS  # the rate limits and budgets of the key, its user and its team
 
     def may_use(self, alias: str) -> bool:
         return not self.allowed_aliases or alias in self.allowed_aliases
@@ -94,7 +96,7 @@ class KeyCache:
         return info
 
 
-def key_info_from_row(row: object) -> KeyInfo:
+def key_info_from_row(row: object, plan: LimitPlan = NO_LIMITS) -> KeyInfo:
     return KeyInfo(
         id=row.id,  # type: ignore[attr-defined]
         user_id=row.user_id,  # type: ignore[attr-defined]
@@ -103,4 +105,5 @@ def key_info_from_row(row: object) -> KeyInfo:
         expires_at=_epoch(row.expires_at),  # type: ignore[attr-defined]
         revoked=row.revoked_at is not None,  # type: ignore[attr-defined]
         scopes=frozenset(row.scopes or ()),  # type: ignore[attr-defined]
+        plan=plan,
     )

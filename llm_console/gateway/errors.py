@@ -19,6 +19,7 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -27,17 +28,17 @@ class GatewayError(Exception):
         self.code = code
         self.param = param
         self.headers = headers
+        self.extra = extra  # more fields for the error object (a 429 names the entity and limit that blocked)
 
     def body(self, anthropic: bool = False) -> dict[str, object]:
         """OpenAI's shape; for Anthropic-style endpoints, Anthropic's (`type: error`, `error.type` from the
         status) carrying OpenAI's `param` and `code` too, so either SDK reads it."""
         if anthropic:
             kind = ANTHROPIC_TYPES.get(self.status, "api_error" if self.status >= 500 else "invalid_request_error")
-            return {
-                "type": "error",
-                "error": {"type": kind, "message": self.message, "param": self.param, "code": self.code},
-            }
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+            error: dict[str, object] = {"type": kind, "message": self.message, "param": self.param, "code": self.code}
+            return {"type": "error", "error": {**error, **(self.extra or {})}}
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        return {"error": {**error, **(self.extra or {})}}
 
     def response(self, anthropic: bool = False) -> Response:
         return Response(

@@ -41,6 +41,8 @@ from llm_console.gateway.translate import (
     message_to_chat_response,
     openai_error_to_anthropic,
 )
+from llm_console.limits.estimate import estimate
+from llm_console.limits.limiter import Grant
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -132,6 +134,7 @@ async def handle(ep: Endpoint, request: Request) -> Response:
     rec.spans.append(SpanRecord("auth", 0.0, _ms(t0, t_auth)))
     headers = {"x-request-id": rec.id}
     target: Target | None = None
+    grant: Grant | None = None
     try:
         body = await read_body(request, rt.settings.max_request_body_bytes)
         rec.request_body = body[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
@@ -161,14 +164,25 @@ async def handle(ep: Endpoint, request: Request) -> Response:
             raise model_not_found(alias)
         if not key.may_use(alias):
             raise model_not_allowed(alias)
+        if not key.plan.empty:
+            tokens, cost = estimate(
+                ep.name,
+                len(body),
+                data,
+                (t.price for t in route.targets),
+                rt.settings.limits_completion_estimate_tokens,
+            )
+            grant = await rt.limiter.admit(key.plan, tokens, cost)
+            if grant is not None:
+                headers.update(grant.headers)
         t_route = time.perf_counter()
         rec.spans.append(SpanRecord("route", _ms(t0, t_auth), _ms(t_auth, t_route), attributes={"alias": alias}))
         opened = await open_upstream(rt, endpoint=ep.name, route=route, data=data, stream=stream, rec=rec, t0=t0)
         target = opened.target
         rec.model, rec.deployment_id = target.model, target.deployment_id
         if stream:
-            return _stream(rt, ep, rec, opened, t0, data, headers)
-        return _complete(rt, ep, rec, opened, t0, headers)
+            return _stream(rt, ep, rec, opened, t0, data, headers, grant)
+        return _complete(rt, ep, rec, opened, t0, headers, grant)
     except GatewayError as exc:
         rec.status_code, rec.status, rec.error_type, rec.error_message = (
             exc.status,
@@ -177,11 +191,11 @@ async def handle(ep: Endpoint, request: Request) -> Response:
             exc.message,
         )
         rec.latency_ms = _ms(t0, time.perf_counter())
-        rt.finish(rec, target)
+        rt.finish(rec, target, grant)
         exc.headers = {**(exc.headers or {}), **headers}
         raise
     except UpstreamStatus as exc:
-        return _upstream_error(rt, ep, rec, exc, t0, headers)
+        return _upstream_error(rt, ep, rec, exc, t0, headers, grant)
 
 
 def _finish_usage(rec: LogRecord, usage: Usage, target: Target, *, latency_ms: float, ttfb_ms: float | None) -> None:
@@ -195,7 +209,13 @@ def _finish_usage(rec: LogRecord, usage: Usage, target: Target, *, latency_ms: f
 
 
 def _complete(
-    rt: GatewayRuntime, ep: Endpoint, rec: LogRecord, op: Opened, t0: float, headers: dict[str, str]
+    rt: GatewayRuntime,
+    ep: Endpoint,
+    rec: LogRecord,
+    op: Opened,
+    t0: float,
+    headers: dict[str, str],
+    grant: Grant | None = None,
 ) -> Response:
     content = redact(op.body, op.target)
     t_end = time.perf_counter()
@@ -226,7 +246,7 @@ def _complete(
         rec.embedding_dims = embedding_dims(obj)
     _finish_usage(rec, usage, op.target, latency_ms=_ms(t0, t_end), ttfb_ms=_ms(t0, op.ttfb_at))
     rec.response_body = content[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
-    rt.finish(rec, op.target)
+    rt.finish(rec, op.target, grant)
     media = op.resp.headers.get("content-type") or "application/json"
     return Response(content, status_code=op.resp.status, media_type=media, headers=headers)
 
@@ -245,7 +265,13 @@ def embedding_dims(obj: dict[str, Any]) -> int | None:
 
 
 def _upstream_error(
-    rt: GatewayRuntime, ep: Endpoint, rec: LogRecord, exc: UpstreamStatus, t0: float, headers: dict[str, str]
+    rt: GatewayRuntime,
+    ep: Endpoint,
+    rec: LogRecord,
+    exc: UpstreamStatus,
+    t0: float,
+    headers: dict[str, str],
+    grant: Grant | None = None,
 ) -> Response:
     """Pass the upstream's error on in the client's format; keep a redacted copy in the log row."""
     try:
@@ -280,7 +306,7 @@ def _upstream_error(
     rec.status_code, rec.status, rec.error_type = status, "error", "upstream_error"
     rec.error_message = raw[:1000].decode("utf-8", errors="replace")
     rec.latency_ms = _ms(t0, time.perf_counter())
-    rt.finish(rec, None)
+    rt.finish(rec, None, grant)
     if exc.retry_after is not None:
         headers = {**headers, "retry-after": str(max(1, round(exc.retry_after)))}
     return Response(raw, status_code=status, media_type="application/json", headers=headers)
@@ -343,6 +369,7 @@ def _stream(
     t0: float,
     data: dict[str, Any],
     headers: dict[str, str],
+    grant: Grant | None = None,
 ) -> Response:
     state = StreamState(rt.settings.log_body_max_bytes)
     state.first_byte_at = op.ttfb_at
@@ -381,7 +408,7 @@ def _stream(
             error=state.error or "",
             probe=op.probe,
         )
-        rt.finish(rec, op.target)
+        rt.finish(rec, op.target, grant)
 
     def cleanup() -> None:
         if not closed:

@@ -1,5 +1,6 @@
 """Everything the gateway keeps for its lifetime: settings, DB engine, caches, the upstream client, the
-balancer's live state, metrics, the log writer, and the background loops (route refresh, health checks)."""
+balancer's live state, the limiter, metrics, the log writer, and the background loops (route refresh,
+health checks)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from llm_console.gateway.providers import PROVIDERS
 from llm_console.gateway.routing import RouteTable, Target, load_route_table
 from llm_console.gateway.ssrf import AllowList, SSRFError
 from llm_console.gateway.upstream import Timeouts, UpstreamClient, UpstreamFailure
+from llm_console.limits.limiter import Grant, Limiter
+from llm_console.limits.plan import load_plan
 from llm_console.services.keys import find_by_hash
 from llm_console.settings import Settings
 
@@ -63,6 +66,7 @@ class GatewayRuntime:
         self.rng = random.Random()
         self.routes = RouteTable({})
         self.keys = KeyCache(self._lookup_key, ttl=settings.key_cache_ttl_s)
+        self.limiter = Limiter(settings, self.engine)
         self.default_timeouts = Timeouts(
             connect=settings.upstream_connect_timeout_s,
             first_byte=settings.upstream_first_byte_timeout_s,
@@ -93,10 +97,16 @@ class GatewayRuntime:
 
     def _lookup_key(self, key_hash: str) -> KeyInfo | None:
         row = find_by_hash(self.engine, key_hash)
-        return key_info_from_row(row) if row is not None else None
+        if row is None or row.id is None:
+            return None
+        with self.engine.connect() as conn:
+            plan = load_plan(conn, row.id, row.user_id, row.team_id)
+        return key_info_from_row(row, plan)
 
-    def finish(self, rec: LogRecord, target: Target | None) -> None:
-        """A request is over: count it and queue its log row (never awaits)."""
+    def finish(self, rec: LogRecord, target: Target | None, grant: Grant | None = None) -> None:
+        """A request is over: settle its limits, count it and queue its log row (never awaits)."""
+        if grant is not None:
+            self.limiter.settle(grant, rec.prompt_tokens + rec.completion_tokens, rec.cost_usd)
         self.metrics.observe(rec, target.deployment if target is not None else "")
         self.log.submit(rec)
 
@@ -134,6 +144,10 @@ class GatewayRuntime:
             await asyncio.sleep(self.settings.route_refresh_interval_s)
             try:
                 current = await asyncio.to_thread(self._config_stamp)
+                if current != self._stamp:
+                    # Keys, limits and budgets changed somewhere (any replica: they all write audit events):
+                    # forget the cached ones, so a revocation or a new limit applies here within one interval.
+                    self.keys.invalidate()
                 if current != self._stamp or time.monotonic() - self._loaded_at >= FULL_RELOAD_S:
                     await self.reload_routes()
             except Exception as exc:  # keep serving the last good table
@@ -201,6 +215,7 @@ class GatewayRuntime:
         await self.reload_routes()
         await self.upstream.start()
         await self.log.start()
+        await self.limiter.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh"))
         if self.settings.health_check_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._health_loop(), name="llmc-health-checks"))
@@ -213,6 +228,7 @@ class GatewayRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstream.aclose()
+        await self.limiter.stop()
         await self.log.stop()
 
     @contextlib.asynccontextmanager

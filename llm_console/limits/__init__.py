@@ -1,0 +1,1 @@
+"""Rate limits and budgets: periods, the limit plan of a key, and the counter backends (memory, Redis)."""

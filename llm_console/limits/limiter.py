@@ -1,0 +1,295 @@
+"""Admit or refuse a request against its key's limit plan, and settle what it really used afterwards.
+
+The hot path calls `admit` once before the upstream call (nothing to do for a key without limits) and
+`settle` once when the request is over (never awaited: with Redis, settlements are batched by a task).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from redis.exceptions import RedisError
+from sqlalchemy.engine import Engine
+
+from llm_console.db.queries.spend import entity_totals
+from llm_console.gateway.errors import GatewayError
+from llm_console.limits.counters import WINDOW_SLOTS, Check, MemoryCounters, Outcome, Settlement
+from llm_console.limits.counters import amount_text as _amount
+from llm_console.limits.periods import bounds, period_id
+from llm_console.limits.plan import LimitPlan
+from llm_console.limits.redis_counters import RedisCounters
+from llm_console.settings import Settings
+
+log = logging.getLogger("llm_console.limits")
+
+REDIS_RETRY_S = 1.0  # after a Redis failure, the failure policy applies this long before Redis is tried again
+SETTLE_BATCH = 256
+NAMES = {
+    "rpm": "requests per minute (RPM)",
+    "tpm": "tokens per minute (TPM)",
+    "rpd": "requests per day (RPD)",
+    "tpd": "tokens per day (TPD)",
+    "daily_usd": "daily budget",
+    "monthly_usd": "monthly budget",
+}
+
+
+@dataclass(slots=True)
+class Grant:
+    """What one admitted request holds until it settles."""
+
+    checks: list[Check]
+    slot: int
+    member: str
+    est_tokens: int
+    est_cost: float
+    remote: bool  # counted in Redis (else in this process)
+    headers: dict[str, str]
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's reset format: 250ms, 6s, 1m30s, 2h5m0s."""
+    if seconds < 1:
+        return f"{max(1, math.ceil(seconds * 1000))}ms"
+    s = math.ceil(seconds)
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h}h{m}m{sec}s"
+    return f"{m}m{sec}s" if m else f"{sec}s"
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value >= 0.1 else f"${value:,.6f}"
+
+
+class Limiter:
+    def __init__(self, settings: Settings, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.tz = settings.budget_timezone
+        self.clock = clock
+        self.memory = MemoryCounters()
+        self.redis: RedisCounters | None = None
+        if settings.uses_redis_limits:
+            if not settings.redis_url:
+                raise ValueError("LLMC_LIMITS_BACKEND=redis needs LLMC_REDIS_URL")
+            self.redis = RedisCounters(settings.redis_url, settings.redis_prefix)
+        self.failure = settings.limits_redis_failure
+        self.redis_down_until = 0.0
+        self.redis_failures = 0
+        self._queue: asyncio.Queue[list[Settlement]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # -- building the checks ------------------------------------------------------------------------------
+
+    def checks(self, plan: LimitPlan, tokens: int, cost: float, now: float) -> list[Check]:
+        at = datetime.fromtimestamp(now, UTC)
+        out: list[Check] = []
+        periods: dict[str, tuple[datetime, datetime, str]] = {}
+
+        def period(p: str) -> tuple[datetime, datetime, str]:
+            if p not in periods:
+                start, end = bounds(p, at, self.tz)
+                periods[p] = (start, end, period_id(p, at, self.tz))
+            return periods[p]
+
+        for e in plan.entities:
+            who = f"{e.kind}:{e.id}"
+            if e.rpm:
+                out.append(Check("w", e.kind, e.id, "rpm", f"w:{who}:r", e.rpm, 1))
+            if e.tpm:
+                out.append(Check("w", e.kind, e.id, "tpm", f"w:{who}:t", e.tpm, tokens))
+            for name, day_limit, unit in (("rpd", e.rpd, 1), ("tpd", e.tpd, tokens)):
+                if day_limit:
+                    start, end, pid = period("d")
+                    key = f"f:{who}:{name}:{pid}"
+                    out.append(Check("f", e.kind, e.id, name, key, day_limit, unit, end.timestamp(), (start, end)))
+            for name, limit, p in (("daily_usd", e.daily_usd, "d"), ("monthly_usd", e.monthly_usd, "m")):
+                if limit:
+                    start, end, pid = period(p)
+                    key = f"b:{who}:{p}:{pid}"
+                    out.append(
+                        Check("b", e.kind, e.id, name, key, limit, cost, end.timestamp(), (start, end), f"{key}:res")
+                    )
+        return out
+
+    # -- admission ----------------------------------------------------------------------------------------
+
+    async def admit(self, plan: LimitPlan, tokens: int, cost: float) -> Grant | None:
+        """Reserve this request's share of every limit, or raise a 429 naming the one that blocked."""
+        if plan.empty:
+            return None
+        now = self.clock()
+        checks = self.checks(plan, tokens, cost, now)
+        member = uuid.uuid4().hex
+        deadline = now + self.settings.upstream_timeout_s + 60.0
+        remote = self.redis is not None and now >= self.redis_down_until
+        seeds: dict[int, float] = {}
+        for _ in range(3):
+            if remote:
+                assert self.redis is not None
+                try:
+                    out = await self.redis.admit(checks, now, member, deadline, seeds)
+                except (RedisError, OSError) as exc:
+                    self._redis_failed(exc, now)
+                    if self.failure == "open":
+                        return None
+                    if self.failure == "closed":
+                        raise GatewayError(
+                            503,
+                            "Rate limits cannot be checked right now (the limits store is unreachable); "
+                            "try again shortly.",
+                            type="server_error",
+                            code="limits_unavailable",
+                            headers={"retry-after": "1"},
+                        ) from None
+                    remote = False
+                    continue
+            else:
+                out = self.memory.admit(checks, now, member, deadline, seeds)
+            if not out.missing:
+                break
+            seeds.update(await asyncio.to_thread(self._seeds, checks, out.missing))
+        else:  # seeded twice and still missing: the store keeps losing state
+            raise GatewayError(503, "Rate limits cannot be checked right now.", type="server_error")
+        if remote and self.redis_failures:
+            log.warning("Redis is reachable again: limits are shared across replicas")
+            self.redis_failures = 0
+        if not out.ok:
+            raise self._refusal(checks[out.denied], out, now)
+        return Grant(checks, int(now), member, tokens, cost, remote, self._headers(checks, out, now))
+
+    def _redis_failed(self, exc: BaseException, now: float) -> None:
+        self.redis_down_until = now + REDIS_RETRY_S
+        self.redis_failures += 1
+        if self.redis_failures == 1:
+            log.error("Redis unreachable for limits (%s): policy %s", type(exc).__name__, self.failure)
+
+    def _seeds(self, checks: list[Check], missing: list[int]) -> dict[int, float]:
+        """Start period counters from what the database recorded for the period so far."""
+        out: dict[int, float] = {}
+        with self.engine.connect() as conn:
+            for i in missing:
+                check = checks[i]
+                assert check.period is not None
+                totals = entity_totals(conn, check.entity, check.entity_id, check.period[0], check.period[1])
+                out[i] = float(getattr(totals, check.seed_field))
+        return out
+
+    def _headers(self, checks: list[Check], out: Outcome, now: float) -> dict[str, str]:
+        """OpenAI's x-ratelimit-* headers for the tightest request limit and the tightest token limit."""
+        headers: dict[str, str] = {}
+        for unit, names in (("requests", ("rpm", "rpd")), ("tokens", ("tpm", "tpd"))):
+            best: tuple[float, Check, float] | None = None
+            for c, used, oldest in zip(checks, out.used, out.oldest, strict=True):
+                if c.name in names:
+                    remaining = c.limit - used - c.amount
+                    if best is None or remaining < best[0]:
+                        best = (remaining, c, oldest)
+            if best is not None:
+                remaining, c, oldest = best
+                if c.kind == "w":
+                    reset = (oldest or int(now)) + WINDOW_SLOTS - now
+                else:
+                    reset = c.expire_at - now
+                headers[f"x-ratelimit-limit-{unit}"] = str(int(c.limit))
+                headers[f"x-ratelimit-remaining-{unit}"] = str(max(0, int(remaining)))
+                headers[f"x-ratelimit-reset-{unit}"] = duration(max(reset, 0.001))
+        return headers
+
+    def _refusal(self, check: Check, out: Outcome, now: float) -> GatewayError:
+        used = out.used[0] if out.used else 0.0
+        retry = out.retry_after_s
+        who = f"{check.entity} {check.entity_id}"
+        what = NAMES[check.name]
+        headers = {
+            "retry-after": str(max(1, math.ceil(retry))),
+            "x-llmc-limit-entity": f"{check.entity}:{check.entity_id}",
+            "x-llmc-limit": check.name,
+        }
+        extra = {"entity": check.entity, "entity_id": check.entity_id, "limit": check.name}
+        if check.kind == "b":
+            spent = f"spent {_money(used)}" + (" including requests in flight" if retry <= 1 else "")
+            message = (
+                f"Budget exceeded for {who}: {what} {_money(check.limit)}, {spent}. Try again in {duration(retry)}."
+            )
+            return GatewayError(
+                429, message, type="insufficient_quota", code="budget_exceeded", headers=headers, extra=extra
+            )
+        unit = "requests" if check.name in ("rpm", "rpd") else "tokens"
+        headers |= {
+            f"x-ratelimit-limit-{unit}": str(int(check.limit)),
+            f"x-ratelimit-remaining-{unit}": str(max(0, int(check.limit - used))),
+            f"x-ratelimit-reset-{unit}": duration(retry),
+        }
+        if check.amount > check.limit:
+            message = (
+                f"Request too large for {who} on {what}: limit {int(check.limit)}, requested {int(check.amount)} "
+                "(prompt estimate plus max_tokens). Lower max_tokens or shorten the prompt."
+            )
+            return GatewayError(429, message, type=unit, code="request_too_large", headers=headers, extra=extra)
+        requested = f", requested {int(check.amount)}" if unit == "tokens" else ""
+        message = (
+            f"Rate limit reached for {who} on {what}: limit {int(check.limit)}, used {int(used)}{requested}. "
+            f"Please try again in {duration(retry)}."
+        )
+        return GatewayError(429, message, type=unit, code="rate_limit_exceeded", headers=headers, extra=extra)
+
+    # -- settlement ---------------------------------------------------------------------------------------
+
+    def settle(self, grant: Grant, tokens: int, cost: float) -> None:
+        """Replace the estimates by what the request used (tokens, USD); never awaits."""
+        items = []
+        for c in grant.checks:
+            if c.kind == "b":
+                items.append(Settlement("b", c.key, grant.slot, cost, c.res_key, f"{grant.member}|{_amount(c.amount)}"))
+            elif c.name in ("tpm", "tpd") and tokens != grant.est_tokens:
+                items.append(Settlement(c.kind, c.key, grant.slot, tokens - grant.est_tokens))
+        if not items:
+            return
+        if grant.remote and self._queue is not None:
+            self._queue.put_nowait(items)
+        else:
+            self.memory.settle(items)
+
+    async def _settle_loop(self) -> None:
+        assert self._queue is not None and self.redis is not None
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < SETTLE_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self.redis.settle_many(batch)
+            except (RedisError, OSError) as exc:  # reservations expire on their own; spend is re-seeded
+                log.warning("could not settle %d requests in Redis: %s", len(batch), type(exc).__name__)
+
+    async def start(self) -> None:
+        if self.redis is not None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._settle_loop(), name="llmc-limits-settle")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            assert self._queue is not None and self.redis is not None
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            rest = []
+            while not self._queue.empty():
+                rest.append(self._queue.get_nowait())
+            if rest:
+                with contextlib.suppress(RedisError, OSError):
+                    await self.redis.settle_many(rest)
+            self._task = None
+        if self.redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self.redis.aclose()
