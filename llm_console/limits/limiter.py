@@ -132,7 +132,11 @@ class Limiter:
         checks = self.checks(plan, tokens, cost, now)
         member = uuid.uuid4().hex
         deadline = now + self.settings.upstream_timeout_s + 60.0
-        remote = self.redis is not None and now >= self.redis_down_until
+        remote = self.redis is not None
+        if remote and now < self.redis_down_until:  # Redis failed a moment ago: the policy decides
+            if self._policy() == "open":
+                return None
+            remote = False
         seeds: dict[int, float] = {}
         for _ in range(3):
             if remote:
@@ -141,17 +145,8 @@ class Limiter:
                     out = await self.redis.admit(checks, now, member, deadline, seeds)
                 except (RedisError, OSError) as exc:
                     self._redis_failed(exc, now)
-                    if self.failure == "open":
+                    if self._policy() == "open":
                         return None
-                    if self.failure == "closed":
-                        raise GatewayError(
-                            503,
-                            "Rate limits cannot be checked right now (the limits store is unreachable); "
-                            "try again shortly.",
-                            type="server_error",
-                            code="limits_unavailable",
-                            headers={"retry-after": "1"},
-                        ) from None
                     remote = False
                     continue
             else:
@@ -167,6 +162,19 @@ class Limiter:
         if not out.ok:
             raise self._refusal(checks[out.denied], out, now)
         return Grant(checks, int(now), member, tokens, cost, remote, self._headers(checks, out, now))
+
+    def _policy(self) -> str:
+        """LLMC_LIMITS_REDIS_FAILURE while Redis is unreachable: "open" admits, "local" counts in this
+        process; "closed" refuses here with a 503."""
+        if self.failure == "closed":
+            raise GatewayError(
+                503,
+                "Rate limits cannot be checked right now (the limits store is unreachable); try again shortly.",
+                type="server_error",
+                code="limits_unavailable",
+                headers={"retry-after": "1"},
+            )
+        return self.failure
 
     def _redis_failed(self, exc: BaseException, now: float) -> None:
         self.redis_down_until = now + REDIS_RETRY_S
