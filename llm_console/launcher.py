@@ -30,6 +30,11 @@ def reflex_env(settings: Settings, port: int) -> dict[str, str]:
     env["LLMC_PORT"] = str(port)
     env["LLMC_DATA_DIR"] = str(settings.data_dir.resolve())
     env["LLMC_DATABASE_URL"] = settings.database_url
+    if settings.redis_url:  # rxconfig.py reads it from the environment (a .env file alone would not reach it)
+        env["LLMC_REDIS_URL"] = settings.redis_url
+    if settings.console_workers:
+        env["GRANIAN_WORKERS"] = str(settings.console_workers)  # Reflex's prod server reads it
+        env["REFLEX_USE_GRANIAN"] = "true"  # pin the server whose worker count that is
     return env
 
 
@@ -66,6 +71,8 @@ def run_console(settings: Settings, *, demo: bool | None, port: int | None) -> N
     from llm_console.db.migrate import upgrade
     from llm_console.services.bootstrap import ensure_admin, ensure_demo
 
+    if settings.console_workers > 1 and not settings.redis_url:
+        raise RuntimeError("LLMC_CONSOLE_WORKERS above 1 needs LLMC_REDIS_URL (workers share console state there)")
     demo = settings.demo if demo is None else demo
     port = port or settings.port
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,9 @@ from llm_console.auth.guard import AuthMiddleware
 from llm_console.auth.invite_routes import INVITE_ROUTES
 from llm_console.auth.routes import AUTH_ROUTES
 from llm_console.gateway import create_gateway
+from llm_console.services.alerts import alerts_loop
 from llm_console.services.context import get_context
+from llm_console.services.leader import run_as_leader
 from llm_console.services.retention import retention_loop
 
 
@@ -26,9 +28,15 @@ async def gateway_lifespan() -> AsyncIterator[None]:
 
 
 async def retention_task() -> None:
-    """The scheduled retention cleanup (a task: cancelled at shutdown)."""
+    """The scheduled retention cleanup, in one process across workers and replicas (cancelled at shutdown)."""
     ctx = get_context()
-    await retention_loop(ctx.engine, ctx.settings)
+    await run_as_leader("retention", lambda: retention_loop(ctx.engine, ctx.settings), ctx.settings)
+
+
+async def alerts_task() -> None:
+    """Alert rules evaluated and delivered by one process across workers and replicas."""
+    ctx = get_context()
+    await run_as_leader("alerts", lambda: alerts_loop(ctx.engine, ctx.settings, ctx.runtime.box), ctx.settings)
 
 
 ANALYTICS_ROUTES = make_analytics_routes(lambda: get_context().engine, lambda: get_context().sessions)
@@ -43,4 +51,5 @@ app = rx.App(
 )
 app.register_lifespan_task(gateway_lifespan)
 app.register_lifespan_task(retention_task)
+app.register_lifespan_task(alerts_task)
 app.add_middleware(AuthMiddleware())

@@ -92,6 +92,9 @@ class GatewayRuntime:
             flush_interval_s=settings.log_flush_interval_s,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Every replica checks its deployments (its balancer needs the answers); with Redis, only the holder
+        # of the "health-results" lock also records them for the console, so N replicas do not write N times.
+        self.persist_health = not settings.redis_url
         self._stamp: object = None
         self._loaded_at = 0.0
 
@@ -205,9 +208,18 @@ class GatewayRuntime:
             targets = list(self.routes.targets().values())
             if targets:
                 results = await asyncio.gather(*(self._check_health(t) for t in targets), return_exceptions=True)
-                await self._persist_health(
-                    [(t.deployment_id, r[1]) for t, r in zip(targets, results, strict=True) if isinstance(r, tuple)]
-                )
+                if self.persist_health:
+                    await self._persist_health(
+                        [(t.deployment_id, r[1]) for t, r in zip(targets, results, strict=True) if isinstance(r, tuple)]
+                    )
+
+    async def _record_health_while_leader(self) -> None:
+        """Held while this process holds the "health-results" lock: its checks are the ones recorded."""
+        self.persist_health = True
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.persist_health = False
 
     async def start(self) -> None:
         if self.settings.gc_freeze:
@@ -219,6 +231,11 @@ class GatewayRuntime:
         self._tasks.append(asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh"))
         if self.settings.health_check_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._health_loop(), name="llmc-health-checks"))
+            if self.settings.redis_url:
+                from llm_console.services.leader import run_as_leader
+
+                leader = run_as_leader("health-results", self._record_health_while_leader, self.settings)
+                self._tasks.append(asyncio.create_task(leader, name="llmc-health-leader"))
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
