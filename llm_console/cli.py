@@ -242,7 +242,7 @@ def cmd_seed(args: argparse.Namespace) -> None:
         raise CliError("--count must be at least 1 and --days above 0")
     settings = _settings()
     upgrade(settings.database_url)
-    summary = seed(_engine(settings), count=args.count, days=args.days, seed=args.seed)
+    summary = seed(_engine(settings), count=args.count, days=args.days, seed=args.seed, tz=settings.budget_timezone)
     print(summary.line())
 
 
@@ -278,6 +278,45 @@ def cmd_set_budget(args: argparse.Namespace) -> None:
     else:
         shown = [f"{n} {'none' if v is None else f'${v:,.2f}'}" for n, v in (("daily", daily), ("monthly", monthly))]
         print(f"{entity_type} {label}: budget {', '.join(shown)}")
+
+
+def cmd_set_limits(args: argparse.Namespace) -> None:
+    from llm_console.db.engine import session
+    from llm_console.db.models import RateLimit
+    from llm_console.services.limits_admin import LimitsError, RateLimits, find_entity, put_limits
+
+    given = {n: getattr(args, n) for n in ("rpm", "tpm", "rpd", "tpd") if getattr(args, n) is not None}
+    if not given:
+        raise CliError("nothing to set: give --rpm, --tpm, --rpd and/or --tpd ('none' clears a limit)")
+    values: dict[str, int | None] = {}
+    for name, raw in given.items():
+        if raw.strip().lower() in ("none", "off", ""):
+            values[name] = None
+        elif raw.strip().isdigit() and len(raw.strip()) <= 15:
+            values[name] = int(raw)
+        else:
+            raise CliError(f"--{name} must be a whole number or 'none', not {raw[:40]!r}")
+    entity_type, name = (
+        ("default", "")
+        if args.default
+        else ("user", args.user)
+        if args.user
+        else ("team", args.team)
+        if args.team
+        else ("key", args.key)
+    )
+    engine = _engine(_settings())
+    try:
+        with session(engine) as s:
+            ref = find_entity(s, entity_type, name)
+            current = RateLimits.of(s.get(RateLimit, (ref.entity_type, ref.entity_id)))
+            merged = RateLimits(**{**current.as_dict(), **values})
+            put_limits(s, ref.entity_type, ref.entity_id, merged, actor="cli")
+            s.commit()
+    except LimitsError as exc:
+        raise CliError(str(exc)) from None
+    shown = ", ".join(f"{n.upper()} {'none' if v is None else f'{v:,}'}" for n, v in merged.as_dict().items())
+    print(f"{ref.label}: {shown}")
 
 
 def cmd_gateway(args: argparse.Namespace) -> None:
@@ -424,8 +463,17 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--user", metavar="EMAIL")
     who.add_argument("--team", metavar="NAME")
     who.add_argument("--key-id", type=int, metavar="N")
-    sp.add_argument("--daily", metavar="USD", help="limit per UTC day ('none' clears; unchanged when omitted)")
-    sp.add_argument("--monthly", metavar="USD", help="limit per UTC month ('none' clears; unchanged when omitted)")
+    sp.add_argument("--daily", metavar="USD", help="limit per day ('none' clears; unchanged when omitted)")
+    sp.add_argument("--monthly", metavar="USD", help="limit per month ('none' clears; unchanged when omitted)")
+
+    sp = add("set-limits", cmd_set_limits, "Set the RPM/TPM/RPD/TPD of a user, team, key or the global default.")
+    who = sp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="EMAIL")
+    who.add_argument("--team", metavar="NAME")
+    who.add_argument("--key", metavar="PREFIX_OR_NAME")
+    who.add_argument("--default", action="store_true", help="the limits of every key without its own")
+    for name in ("rpm", "tpm", "rpd", "tpd"):
+        sp.add_argument(f"--{name}", metavar="N", help="a whole number ('none' clears; unchanged when omitted)")
 
     add("cleanup", cmd_cleanup, "Apply the retention policy now (old rows, spans, bodies, rollups).")
 

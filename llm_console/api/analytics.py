@@ -22,8 +22,9 @@ from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.names import Directory, load_directory
 from llm_console.db.queries.spend import Spend, month_start, spend_by_entity
 from llm_console.db.queries.usage import Totals, aligned, breakdown, bucket_starts, choose_grain, series, totals
-from llm_console.db.rollups import DIMS_BY_GRAIN, truncate
+from llm_console.db.rollups import DIMS_BY_GRAIN
 from llm_console.gateway.errors import bad_request
+from llm_console.limits.periods import day_bounds
 from llm_console.services.filters import MAX_POINTS
 from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.services.usage import provider_totals
@@ -176,20 +177,22 @@ async def breakdown_by(api: Api, request: Request, principal: Principal) -> Resp
     return json_response({**window(f, grain, flt), "dim": label, "data": data})
 
 
-def _spend(engine: Engine, now: datetime) -> tuple[list[Spend], Directory]:
-    return spend_by_entity(engine, "user", now), load_directory(engine)
+def _spend(engine: Engine, now: datetime, tz: str) -> tuple[list[Spend], Directory]:
+    return spend_by_entity(engine, "user", now, tz=tz), load_directory(engine)
 
 
 async def user_spend(api: Api, request: Request, principal: Principal) -> Response:
     require(principal, ORG_WIDE_ROLE, ORG_WIDE)
     now = api.now()
     q = read_query(request, "user-spend", now)
-    spends, names = await api.db(_spend, now)
+    tz = api.budget_timezone()
+    spends, names = await api.db(_spend, now, tz)
     user = q.filters.user_id
     return json_response(
         {
-            "day_start": iso(truncate(now, "d")),
-            "month_start": iso(month_start(now)),
+            "timezone": tz,
+            "day_start": iso(day_bounds(now, tz)[0]),
+            "month_start": iso(month_start(now, tz)),
             "data": [spend_json(s, names) for s in spends if user is None or s.entity_id == user],
         }
     )

@@ -17,10 +17,16 @@ from starlette.responses import Response
 
 from llm_console.api.auth import Authenticator, Principal
 from llm_console.gateway.errors import GatewayError
+from llm_console.settings import get_settings
 
 log = logging.getLogger("llm_console.api")
 
 T = TypeVar("T")
+
+
+def budget_timezone_setting() -> str:
+    """LLMC_BUDGET_TIMEZONE: budget days and months start at its midnight."""
+    return get_settings().budget_timezone
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,7 @@ class Api:
     get_engine: Callable[[], Engine]
     authenticate: Authenticator
     now: Callable[[], datetime]
+    budget_timezone: Callable[[], str]  # LLMC_BUDGET_TIMEZONE: whose days and months budgets count in
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(engine, *args, **kwargs)` in a worker thread: no query ever blocks the event loop."""

@@ -161,7 +161,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "ByModel": _obj({**_WINDOW, "data": _list(_obj({"model": STR, **_TOTALS}))}),
     "Breakdown": _obj({**_WINDOW, "dim": STR, "data": _list(_obj({"value": STR, "name": STR, **_TOTALS}))}),
-    "UserSpend": _obj({"day_start": STR, "month_start": STR, "data": _list(_obj(_SPEND))}),
+    "UserSpend": _obj({"timezone": STR, "day_start": STR, "month_start": STR, "data": _list(_obj(_SPEND))}),
     "RequestRow": _obj(_ROW),
     "RequestPage": _obj({"data": _list(_ref("RequestRow")), "next_cursor": _nullable(STR)}),
     "RequestDetail": _obj(

@@ -12,7 +12,7 @@ from starlette.routing import Match, Route
 
 from llm_console.api import analytics, export, request_log
 from llm_console.api.auth import KEY_TTL_S, Authenticator, SessionResolver
-from llm_console.api.handler import Api, Handler, endpoint, json_response
+from llm_console.api.handler import Api, Handler, budget_timezone_setting, endpoint, json_response
 from llm_console.api.openapi import PREFIX, console_document
 from llm_console.gateway.errors import GatewayError
 
@@ -44,9 +44,10 @@ def make_analytics_routes(
     *,
     now: Callable[[], datetime] = _utcnow,
     key_ttl_s: float = KEY_TTL_S,
+    budget_timezone: Callable[[], str] = budget_timezone_setting,
 ) -> list[Route]:
     """The routes, bound to an engine and a session resolver (callables, so nothing is built at import)."""
-    api = Api(get_engine, Authenticator(get_engine, get_sessions, key_ttl_s=key_ttl_s), now)
+    api = Api(get_engine, Authenticator(get_engine, get_sessions, key_ttl_s=key_ttl_s), now, budget_timezone)
     table = [
         Route(f"{PREFIX}/{path}", endpoint(api, handler), methods=["GET"], name="analytics_" + path)
         for path, handler in ENDPOINTS

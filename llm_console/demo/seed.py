@@ -526,11 +526,12 @@ def _seeding_engine(engine: Engine) -> tuple[Engine, bool]:
     return private, True
 
 
-def _add_budgets(engine: Engine, now: datetime) -> None:
-    """Monthly budgets for the biggest spenders, some already past them, so the Spend page shows every state."""
+def _add_budgets(engine: Engine, now: datetime, tz: str) -> None:
+    """Monthly budgets for the biggest spenders, some already past them, so the Spend page shows every state;
+    sized on the spend of the budget time zone's day and month, which the pages show."""
     rows = []
     for entity, n in (("team", 8), ("user", 12)):
-        top = sorted(spend_by_entity(engine, entity, now), key=lambda s: (-s.month_usd, s.entity_id))[:n]
+        top = sorted(spend_by_entity(engine, entity, now, tz=tz), key=lambda s: (-s.month_usd, s.entity_id))[:n]
         for i, s in enumerate(top):
             monthly = round(s.month_usd * (0.8, 1.15, 1.6, 3.0)[i % 4] + 1, 2)
             daily = min(round(s.day_usd * 2.5 + 1, 2), monthly) if i % 3 == 0 else None
@@ -548,10 +549,11 @@ def seed(
     now: datetime | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    tz: str = "UTC",
 ) -> SeedSummary:
     """Add the demo configuration and `count` requests over the `days` before `now` to a migrated database.
 
-    `progress(done, count)` is called after every batch.
+    `progress(done, count)` is called after every batch; `tz` is LLMC_BUDGET_TIMEZONE, for the budgets.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive whole number, got {count!r}")
@@ -571,7 +573,7 @@ def seed(
             done += len(batch)
             if progress is not None:
                 progress(done, count)
-        _add_budgets(writer, end)
+        _add_budgets(writer, end, tz)
     finally:
         if private:
             writer.dispose()

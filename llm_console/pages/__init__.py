@@ -1,6 +1,7 @@
 """Pages: layout only. Importing this package registers every page."""
 
 from llm_console.pages import (
+    alerts,
     audit,
     catalog,
     config,
@@ -9,6 +10,7 @@ from llm_console.pages import (
     embeddings,
     invite,
     keys,
+    limits,
     login,
     logs,
     organization,
@@ -20,6 +22,7 @@ from llm_console.pages import (
 )
 
 __all__ = [
+    "alerts",
     "audit",
     "catalog",
     "config",
@@ -28,6 +31,7 @@ __all__ = [
     "embeddings",
     "invite",
     "keys",
+    "limits",
     "login",
     "logs",
     "organization",

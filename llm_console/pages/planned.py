@@ -7,12 +7,6 @@ from llm_console.components.layout import coming_soon, console_page
 
 PLANNED: list[tuple[str, str, str, list[str]]] = [
     (
-        routes.LIMITS,
-        "Limits & alerts",
-        "Rate limits and budgets per key, user and team.",
-        ["RPM / TPM / RPD / TPD", "Daily and monthly budgets with warning and exceeded states", "Alerts"],
-    ),
-    (
         routes.FLEET,
         "Fleet & GPUs",
         "vLLM containers and GPUs next to the traffic they serve.",

@@ -52,7 +52,10 @@ def users_table() -> rx.Component:
         rx.table.root(
             rx.table.header(
                 rx.table.row(
-                    *[rx.table.column_header_cell(h) for h in ("User", "Status", "Today (UTC)", "This month (UTC)")]
+                    rx.table.column_header_cell("User"),
+                    rx.table.column_header_cell("Status"),
+                    rx.table.column_header_cell("Today (", SpendState.timezone, ")"),
+                    rx.table.column_header_cell("This month (", SpendState.timezone, ")"),
                 )
             ),
             rx.table.body(rx.foreach(SpendState.rows, user_row)),

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from llm_console.services.key_admin import LIMIT_FIELDS, KeyBudget, KeyLimits, check_budget, check_limits
+from llm_console.services.key_admin import KeyBudget, KeyLimits, check_budget, check_limits
 from llm_console.services.key_list import KeyChoices, KeyPage, KeyRow
 from llm_console.services.keys import KeyAdminError
+from llm_console.services.limits_admin import LIMIT_FIELDS
 
 OWNER_LABELS = {"user": "User", "team": "Team", "service": "Service account", "org": "Organization", "": "Organization"}
 SPARK_HEIGHT_PX = 22

@@ -33,6 +33,7 @@ class SpendView:
     status: str = ""
     search: str = ""
     as_of: str = ""
+    timezone: str = "UTC"
 
 
 def bar(prefix: str, period: str, spent: float, budget: float | None) -> dict[str, str | int]:
@@ -76,6 +77,7 @@ def spend_view(data: SpendPage) -> SpendView:
         status=data.query.status,
         search=data.query.q,
         as_of=data.as_of.strftime("%H:%M:%S UTC"),
+        timezone=data.timezone,
     )
 
 

@@ -6,8 +6,7 @@ rate limits and budgets are admin-only. Each change and its audit events share o
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from llm_console.db.engine import session
 from llm_console.db.models import Budget, ModelAlias, RateLimit, Team, User, VirtualKey, utcnow
 from llm_console.db.queries.filters import utc
 from llm_console.services.audit import record
-from llm_console.services.budgets import MAX_USD, put_budget
+from llm_console.services.budgets import put_budget
 from llm_console.services.keys import (
     KeyAdminError,
     KeyPermissionError,
@@ -29,43 +28,15 @@ from llm_console.services.keys import (
     new_key_row,
     require_member,
 )
+from llm_console.services.limits_admin import BudgetLimits as KeyBudget
+from llm_console.services.limits_admin import RateLimits as KeyLimits
+from llm_console.services.limits_admin import check_budget, check_limits, put_limits
 from llm_console.services.scope import Scope
 
 OWNER_TYPES = ("user", "team", "service", "org")
 """Who a key belongs to; "org" (no owner, like keys from `llm-console create-key`) is for operators and admins."""
 MAX_NAME = 200
-MAX_LIMIT = 10**12
-LIMIT_FIELDS = ("rpm", "tpm", "rpd", "tpd")
 ADMIN_ONLY = "Only admins can set a key's rate limits and budget."
-
-
-@dataclass(frozen=True, slots=True)
-class KeyLimits:
-    """Requests and tokens per minute and per UTC day; None means no limit."""
-
-    rpm: int | None = None
-    tpm: int | None = None
-    rpd: int | None = None
-    tpd: int | None = None
-
-    def as_dict(self) -> dict[str, int | None]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @property
-    def empty(self) -> bool:
-        return all(v is None for v in self.as_dict().values())
-
-
-@dataclass(frozen=True, slots=True)
-class KeyBudget:
-    """Spend limits in USD per UTC day and month; None means no limit."""
-
-    daily_usd: float | None = None
-    monthly_usd: float | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.daily_usd is None and self.monthly_usd is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,26 +118,6 @@ def _current_owner(s: Session, row: VirtualKey) -> tuple[str, int]:
     return "org", 0
 
 
-def check_limits(limits: KeyLimits) -> KeyLimits:
-    for name, value in limits.as_dict().items():
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_LIMIT:
-            raise KeyAdminError(f"{name.upper()} must be a whole number above 0 (leave it empty for no limit).")
-    return limits
-
-
-def check_budget(budget: KeyBudget) -> KeyBudget:
-    for label, value in (("daily budget", budget.daily_usd), ("monthly budget", budget.monthly_usd)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise KeyAdminError(f"The {label} must be an amount of USD.")
-        if not 0 <= value <= MAX_USD:
-            raise KeyAdminError(f"The {label} must be between 0 and {MAX_USD:.0e} USD.")
-    return budget
-
-
 def _require_admin(scope: Scope, limits: KeyLimits, budget: KeyBudget) -> None:
     if not (limits.empty and budget.empty) and not is_admin(scope):
         raise KeyPermissionError(ADMIN_ONLY)
@@ -184,28 +135,9 @@ def _check_given(scope: Scope, limits: KeyLimits | None, budget: KeyBudget | Non
 
 def _put_given(s: Session, key_id: int, limits: KeyLimits | None, budget: KeyBudget | None, actor: str) -> None:
     if limits is not None:
-        _put_limits(s, key_id, limits, actor)
+        put_limits(s, "key", key_id, limits, actor=actor)
     if budget is not None:
         put_budget(s, "key", key_id, budget.daily_usd, budget.monthly_usd, actor=actor)
-
-
-def _put_limits(s: Session, key_id: int, limits: KeyLimits, actor: str) -> None:
-    """Store (or clear) a key's rate limits, audited; nothing is written when nothing changes."""
-    row = s.get(RateLimit, ("key", key_id))
-    before = None if row is None else KeyLimits(row.rpm, row.tpm, row.rpd, row.tpd)
-    if before == limits or (before is None and limits.empty):
-        return
-    target = f"key:{key_id}"
-    old = None if before is None else before.as_dict()
-    if limits.empty:
-        s.delete(row)
-        record(s, actor=actor, action="limits.clear", target_type="rate_limit", target_id=target, before=old)
-        return
-    row = row or RateLimit(entity_type="key", entity_id=key_id)
-    row.rpm, row.tpm, row.rpd, row.tpd, row.updated_at = limits.rpm, limits.tpm, limits.rpd, limits.tpd, utcnow()
-    s.add(row)
-    after = limits.as_dict()
-    record(s, actor=actor, action="limits.set", target_type="rate_limit", target_id=target, before=old, after=after)
 
 
 def create_console_key(
@@ -272,7 +204,7 @@ def rotate_key(engine: Engine, key_id: int, *, scope: Scope, actor: str, now: da
         record(s, actor=actor, action="key.revoke", target_type="virtual_key", target_id=str(old.id), after=after)
         limits = s.get(RateLimit, ("key", old.id))
         if limits is not None:
-            _put_limits(s, new.id, KeyLimits(limits.rpm, limits.tpm, limits.rpd, limits.tpd), actor)
+            put_limits(s, "key", new.id, KeyLimits.of(limits), actor=actor)
         budget = s.get(Budget, ("key", old.id))
         if budget is not None:
             put_budget(s, "key", new.id, budget.daily_usd, budget.monthly_usd, actor=actor)

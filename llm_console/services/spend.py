@@ -94,6 +94,7 @@ class SpendPage:
     counts: dict[str, int]  # users matching the search, per status ("all", "ok", "warning", "exceeded")
     query: SpendQuery
     as_of: datetime
+    timezone: str = "UTC"  # whose days and months the spend is counted in (LLMC_BUDGET_TIMEZONE)
 
 
 def _sort_key(u: UserSpend) -> tuple[int, float, str]:
@@ -101,14 +102,15 @@ def _sort_key(u: UserSpend) -> tuple[int, float, str]:
 
 
 def user_spend(
-    engine: Engine, query: SpendQuery, now: datetime, scope: Scope | None = None
+    engine: Engine, query: SpendQuery, now: datetime, scope: Scope | None = None, tz: str = "UTC"
 ) -> tuple[list[UserSpend], dict[str, int]]:
     """Every user matching the query, worst status first then highest month spend; and counts per status.
 
     A team-scoped `scope` (member, viewer) narrows the list to the people in the caller's teams and themself.
+    Today and this month are those of the time zone `tz`.
     """
     directory = visible_directory(engine, scope)
-    spent = {s.entity_id: s for s in spend_by_entity(engine, "user", now)}
+    spent = {s.entity_id: s for s in spend_by_entity(engine, "user", now, tz=tz)}
     if scope is not None and not scope.org_wide:
         spent = {uid: row for uid, row in spent.items() if uid in directory.users}
     everyone = [
@@ -124,11 +126,13 @@ def user_spend(
     return sorted(chosen, key=_sort_key), counts
 
 
-def load_spend(engine: Engine, query: SpendQuery, now: datetime | None = None, scope: Scope | None = None) -> SpendPage:
+def load_spend(
+    engine: Engine, query: SpendQuery, now: datetime | None = None, scope: Scope | None = None, tz: str = "UTC"
+) -> SpendPage:
     """One page of `PAGE_SIZE` users (those `scope` may see); a page past the end shows the last one."""
     now = now or datetime.now(UTC)
-    rows, counts = user_spend(engine, query, now, scope)
+    rows, counts = user_spend(engine, query, now, scope, tz)
     pages = max(1, -(-len(rows) // PAGE_SIZE))
     page = min(query.page, pages)
     start = (page - 1) * PAGE_SIZE
-    return SpendPage(rows[start : start + PAGE_SIZE], len(rows), page, pages, counts, query, now)
+    return SpendPage(rows[start : start + PAGE_SIZE], len(rows), page, pages, counts, query, now, tz)

@@ -16,13 +16,13 @@ from llm_console.auth.roles import has_role_name
 from llm_console.presenters import keys as present
 from llm_console.services.context import get_context
 from llm_console.services.key_admin import (
-    LIMIT_FIELDS,
     OWNER_TYPES,
     KeySpec,
     create_console_key,
     update_key,
 )
 from llm_console.services.key_list import get_key, key_choices
+from llm_console.services.limits_admin import LIMIT_FIELDS
 from llm_console.state.keys import KeysState, caller, forget_cached_keys
 
 BUDGET_FIELDS = ("daily_usd", "monthly_usd")

@@ -28,6 +28,7 @@ class SpendState(DashboardMixin, rx.State):
     summary: str = ""
     page: int = 1
     pages: int = 1
+    timezone: str = "UTC"  # budget days and months (LLMC_BUDGET_TIMEZONE), named in the column headers
 
     def _parse(self) -> ParsedFilters:
         """No time range here: the page's own parameters (status, q, page) are the accepted `params`."""
@@ -38,14 +39,16 @@ class SpendState(DashboardMixin, rx.State):
         raise NotImplementedError
 
     def _load_for(self, parsed: ParsedFilters, role: str, user_id: int) -> SpendView:
-        engine = get_context().engine
-        scope = scope_for(engine, user_id=user_id, role=role)
-        return spend_view(load_spend(engine, parse_spend_query(parsed.params), scope=scope))
+        ctx = get_context()
+        scope = scope_for(ctx.engine, user_id=user_id, role=role)
+        query = parse_spend_query(parsed.params)
+        return spend_view(load_spend(ctx.engine, query, scope=scope, tz=ctx.settings.budget_timezone))
 
     def _apply(self, result: Any) -> None:
         view: SpendView = result
         self.rows, self.summary, self.as_of = view.rows, view.summary, view.as_of
         self.page, self.pages, self.status, self.search = view.page, view.pages, view.status, view.search
+        self.timezone = view.timezone
 
     @rx.event
     @requires(PAGE_ROLE)
@@ -66,9 +69,10 @@ class SpendState(DashboardMixin, rx.State):
         """Every user matching the filters, all pages, as CSV (or JSON)."""
         if not await self._allowed():
             return None
-        query, engine = parse_spend_query(self._params()), get_context().engine
-        scope = await asyncio.to_thread(scope_for, engine, user_id=self._user_id, role=self._role)
-        users, _ = await asyncio.to_thread(user_spend, engine, query, datetime.now(UTC), scope)
+        query, ctx = parse_spend_query(self._params()), get_context()
+        scope = await asyncio.to_thread(scope_for, ctx.engine, user_id=self._user_id, role=self._role)
+        tz = ctx.settings.budget_timezone
+        users, _ = await asyncio.to_thread(user_spend, ctx.engine, query, datetime.now(UTC), scope, tz)
         if fmt == "json":
             return rx.download(data=spend_json(users), filename="spend-by-user.json", mime_type="application/json")
         return rx.download(data=spend_csv(users), filename="spend-by-user.csv", mime_type="text/csv")

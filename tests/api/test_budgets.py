@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from llm_console import cli
-from llm_console.db.models import AuditEvent, Budget, VirtualKey
+from llm_console.db.models import AuditEvent, Budget, RateLimit, VirtualKey
 from llm_console.services.budgets import BudgetError, get_budget, get_budgets, set_budget
 from llm_console.services.keys import create_key, find_by_hash, hash_key
 from llm_console.services.users import create_user
@@ -163,3 +163,22 @@ def test_cli_create_key_with_scope(cli_db: Engine, capsys: pytest.CaptureFixture
     assert (code, out) == (2, "") and "unknown scope 'admin'" in err
     with Session(cli_db) as s:
         assert len(s.exec(select(VirtualKey)).all()) == 2  # the refused one was never minted
+
+
+def test_cli_set_limits(cli_db: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "set-limits", "--user", "ana@example.com", "--rpm", "60", "--tpd", "100000")
+    assert (code, err) == (0, "") and out == "ana@example.com: RPM 60, TPM none, RPD none, TPD 100,000\n"
+    code, out, _ = run(capsys, "set-limits", "--user", "ANA@example.com", "--rpm", "none", "--tpm", "5000")
+    assert code == 0 and "RPM none, TPM 5,000, RPD none, TPD 100,000" in out  # TPD kept
+    assert run(capsys, "set-limits", "--default", "--rpm", "10")[0] == 0
+    with Session(cli_db) as s:
+        assert s.get(RateLimit, ("default", 0)).rpm == 10  # type: ignore[union-attr]
+        assert s.get(RateLimit, ("user", 1)).tpm == 5000  # type: ignore[union-attr]
+    for argv, message in (
+        (["--user", "ana@example.com"], "nothing to set"),
+        (["--user", "ana@example.com", "--rpm", "-5"], "--rpm must be a whole number"),
+        (["--user", "ana@example.com", "--rpm", "0"], "RPM must be a whole number above 0"),
+        (["--team", "ghosts", "--rpm", "1"], "No team is named 'ghosts'"),
+    ):
+        code, out, err = run(capsys, "set-limits", *argv)
+        assert code == 2 and out == "" and message in err and err.count("\n") == 1, (argv, err)

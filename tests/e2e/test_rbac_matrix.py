@@ -42,6 +42,8 @@ HANDLERS: dict[str, dict[str, str]] = {
     "EmbeddingsState": dict.fromkeys(DASHBOARD, "operator"),
     "CostsState": dict.fromkeys(DASHBOARD, "operator"),
     "SpendState": dict.fromkeys(DASHBOARD, "viewer"),  # team-scoped below operator
+    "LimitsState": dict.fromkeys(DASHBOARD, "viewer"),  # own usage; the organization's table from operator up
+    "LimitsFormState": dict.fromkeys(("open_new", "open_edit", "close", "submit", "clear"), "admin"),
     "LogsState": dict.fromkeys((*DASHBOARD, "open_request", "close_request", "next_page", "first_page"), "viewer"),
     "CatalogState": dict.fromkeys(("load", "search_catalog", "toggle_compare", "clear_compare"), "viewer"),
     "CatalogEditState": dict.fromkeys(("save", "refresh_metadata"), "operator"),
@@ -89,6 +91,13 @@ HANDLERS: dict[str, dict[str, str]] = {
         ("ask_delete_provider", "ask_delete_deployment", "cancel_delete", "confirm_delete"), "operator"
     ),
     "RoutingState": dict.fromkeys(("load", "select_alias", "run_preview"), "viewer"),
+    "AlertsState": dict.fromkeys(
+        (
+            *("load", "next_page", "first_page", "toggle", "new_rule", "edit_rule", "close_form", "choose_kind"),
+            *("save_rule", "send_test", "ask_delete", "cancel_delete", "confirm_delete"),
+        ),
+        "operator",
+    ),
     "RoutingEditState": dict.fromkeys(
         (
             "set_strategy",
@@ -113,6 +122,7 @@ PAGES: dict[str, str] = {
     "invite": PUBLIC,
     "organization": "operator",
     "audit": "operator",
+    "alerts": "operator",
     "index": "operator",
     "usage": "operator",
     "embeddings": "operator",

@@ -1,0 +1,27 @@
+"""Limits & budgets: everyone's own usage against their budgets; the organization's limits for operators
+(view) and admins (edit), and the global default rate limits."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from llm_console import routes
+from llm_console.components.filters import filter_errors
+from llm_console.components.forms import form_notice
+from llm_console.components.layout import console_page
+from llm_console.components.limits import all_limits, default_limits, edit_dialog, my_usage, period_note
+from llm_console.state.limits import LimitsState
+
+
+@console_page(routes.LIMITS, "Limits & budgets", on_load=[LimitsState.load])
+def limits() -> rx.Component:
+    return rx.vstack(
+        period_note(),
+        filter_errors(LimitsState),
+        form_notice(LimitsState.notice, id="limits-notice"),
+        my_usage(),
+        rx.cond(LimitsState.org_wide, rx.fragment(all_limits(), default_limits())),
+        edit_dialog(),
+        spacing="4",
+        width="100%",
+    )
