@@ -43,6 +43,7 @@ from llm_console.gateway.translate import (
 )
 from llm_console.limits.estimate import estimate
 from llm_console.limits.limiter import Grant
+from llm_console.limits.report import limits_report
 
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
@@ -93,6 +94,13 @@ async def retrieve_model(request: Request) -> Response:
     if rt.routes.get(alias) is None or not key.may_use(alias):
         raise model_not_found(alias)  # a scoped key cannot probe which other aliases exist
     return JSONResponse({"id": alias, "object": "model", "created": 0, "owned_by": "llm-console"})
+
+
+async def key_limits(request: Request) -> Response:
+    """The calling key's limits and budgets with what is used of each (llm-console's own endpoint)."""
+    rt = _runtime(request)
+    key = await rt.keys.authenticate(request.headers)
+    return JSONResponse(await limits_report(rt.limiter, key.plan))
 
 
 class EndpointApp:

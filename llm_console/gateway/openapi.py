@@ -92,6 +92,19 @@ def openapi_document() -> dict[str, Any]:
             "responses": {"200": models_ok, "401": {"description": ERROR_STATUSES["401"]}},
         }
     }
+    paths["/v1/limits"] = {
+        "get": {
+            "summary": "The calling key's rate limits and budgets, what is used of each, and when each resets",
+            "operationId": "v1_limits",
+            "responses": {
+                "200": {
+                    "description": "One entry per entity (key, user, team) that limits this key.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "401": {"description": ERROR_STATUSES["401"]},
+            },
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "LLM Console gateway", "version": "1"},

@@ -252,6 +252,25 @@ class Limiter:
         )
         return GatewayError(429, message, type=unit, code="rate_limit_exceeded", headers=headers, extra=extra)
 
+    # -- reading ------------------------------------------------------------------------------------------
+
+    async def peek(self, plan: LimitPlan) -> tuple[float, list[Check], list[float]]:
+        """(now, the plan's checks, what each has used) without changing anything: counters where they
+        have state (Redis, or this process while Redis is away), the database's record of the period else."""
+        now = self.clock()
+        checks = self.checks(plan, 0, 0.0, now)
+        values: list[float | None] | None = None
+        if self.redis is not None and now >= self.redis_down_until:
+            try:
+                values = await self.redis.current(checks, now)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc, now)
+        if values is None:
+            values = [self.memory.current(c, now) for c in checks]
+        missing = [i for i, v in enumerate(values) if v is None]
+        seeds = await asyncio.to_thread(self._seeds, checks, missing) if missing else {}
+        return now, checks, [seeds.get(i, 0.0) if v is None else v for i, v in enumerate(values)]
+
     # -- settlement ---------------------------------------------------------------------------------------
 
     def settle(self, grant: Grant, tokens: int, cost: float) -> None:

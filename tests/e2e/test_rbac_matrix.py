@@ -149,6 +149,7 @@ ROUTES: dict[str, set[int]] = {
     "/v1/responses": {401},
     "/v1/messages": {401},
     "/v1/models": {401},
+    "/v1/limits": {401},
     "/v1/models/{model:path}": {401},
     "/gateway/health": {200},  # liveness only: no configuration in it
     "/gateway/openapi.json": {200},  # the public API description

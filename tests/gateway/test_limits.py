@@ -194,3 +194,25 @@ async def test_redis_stopped_mid_test_the_policy_holds(
                 assert codes == [503] * 4
                 assert answers[0].json()["error"]["code"] == "limits_unavailable"
             assert (await gw.client.get("/gateway/health")).status_code == 200  # nothing crashed
+
+
+async def test_a_key_holder_reads_its_limits_and_budget_status(gw: Gateway) -> None:
+    assert (await gw.client.get("/v1/limits")).status_code == 401
+    empty = (await gw.client.get("/v1/limits", headers=gw.auth)).json()
+    assert empty == {"object": "limits", "timezone": "UTC", "budget_status": None, "data": []}
+    set_price(gw.rt.engine, model=UPSTREAM_MODEL, input_per_mtok=1e5, output_per_mtok=1e5, actor="test")
+    await gw.rt.reload_routes()
+    set_limits(gw, "key", gw.key.id, rpm=5, tpd=10_000)
+    set_budget(gw.rt.engine, "key", gw.key.id, daily_usd=1.2, monthly_usd=None, actor="test")
+    gw.rt.keys.invalidate()
+    for _ in range(2):  # 7 + 3 tokens each at $0.1 per thousand: $1.00 per call
+        assert (await gw.chat()).status_code == 200
+    await gw.rows()  # settled and logged
+    report = (await gw.client.get("/v1/limits", headers=gw.auth)).json()
+    (key,) = report["data"]
+    assert (key["entity"], key["id"], key["from_default"]) == ("key", gw.key.id, False)
+    assert key["limits"]["rpm"] == {"limit": 5, "used": 2, "remaining": 3, "period": "minute", "resets_in_s": None}
+    assert key["limits"]["tpd"]["used"] == 20 and key["limits"]["tpd"]["period"] == "day"
+    daily = key["limits"]["daily_usd"]
+    assert daily["used"] == pytest.approx(2.0) and daily["remaining"] == 0.0 and daily["status"] == "exceeded"
+    assert report["budget_status"] == key["budget_status"] == "exceeded"
