@@ -9,6 +9,7 @@ import asyncio
 import json
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -21,9 +22,12 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import make_engine
+from llm_console.services import providers
 from llm_console.services.alerts import run_round
+from llm_console.services.deployment_admin import DeploymentFields, create_deployment
 from llm_console.settings import Settings
-from tests.e2e.conftest import DOWN_MODEL, Console, choose
+from tests.conftest import free_port
+from tests.e2e.conftest import Console, choose
 from tests.e2e.test_accessibility import assert_accessible, open_settled
 
 pytestmark = pytest.mark.browser
@@ -78,7 +82,45 @@ def evaluate_now(console: Console) -> None:
         engine.dispose()
 
 
-def add_rule(page: Page, name: str, hook: str) -> None:
+@pytest.fixture(scope="module")
+def down_alias(console: Console) -> str:
+    """An alias of this test's own on a closed port: its failures stay out of the other tests' request log."""
+    alias = f"alerts-down-{secrets.token_hex(3)}"
+    settings = Settings(_env_file=None, data_dir=console.data_dir)  # type: ignore[call-arg]
+    engine = make_engine(settings.database_url)
+    try:
+        box = SecretBox(settings.resolved_secret_key())
+        url = f"http://127.0.0.1:{free_port()}/v1"
+        provider = providers.create_provider(
+            engine, box, name=alias, kind="openai", base_url=url, allow_private=True, actor="alerts-e2e"
+        )
+        assert provider.id is not None
+        create_deployment(
+            engine, provider.id, DeploymentFields("llama-3.1-8b-instruct", alias, alias), actor="alerts-e2e"
+        )
+    finally:
+        engine.dispose()
+    return alias
+
+
+def fail_calls(console: Console, alias: str, n: int, timeout_s: float = 30) -> None:
+    """`n` calls that reach the alias's dead deployment (after the gateway's next route refresh knows it)."""
+    deadline = time.monotonic() + timeout_s
+    failed = 0
+    with openai.OpenAI(base_url=f"{console.url}/v1", api_key=console.key, max_retries=0, timeout=30) as client:
+        while failed < n:
+            try:
+                client.chat.completions.create(model=alias, messages=[{"role": "user", "content": "hi"}])
+            except openai.NotFoundError:
+                assert time.monotonic() < deadline, f"the gateway never learned the alias {alias}"
+                time.sleep(0.5)
+            except openai.APIError:
+                failed += 1
+            else:
+                pytest.fail("a call to a closed port succeeded")
+
+
+def add_rule(page: Page, name: str, hook: str, alias: str) -> None:
     page.click("#add-rule")
     dialog = page.locator("#rule-dialog")
     expect(dialog).to_be_visible()
@@ -90,7 +132,7 @@ def add_rule(page: Page, name: str, hook: str) -> None:
     page.fill("#rule-threshold", "50")
     page.fill("#rule-min-requests", "2")
     choose(page, "#rule-scope-type", "Model alias")
-    page.fill("#rule-scope-value", DOWN_MODEL)
+    page.fill("#rule-scope-value", alias)
     page.fill("#rule-webhook", hook)
     page.fill("#rule-email", "oncall@example.com")
     page.click("#rule-save")
@@ -98,7 +140,7 @@ def add_rule(page: Page, name: str, hook: str) -> None:
 
 
 def test_an_operator_defines_a_rule_tests_it_and_sees_what_fired(
-    admin: BrowserContext, console: Console, receiver: Receiver
+    admin: BrowserContext, console: Console, receiver: Receiver, down_alias: str
 ) -> None:
     name = f"down-model-{secrets.token_hex(3)}"
     hook = f"http://127.0.0.1:{receiver.server_address[1]}/services/T1/B2/e2e-secret-token"
@@ -117,10 +159,10 @@ def test_an_operator_defines_a_rule_tests_it_and_sees_what_fired(
     page.get_by_role("button", name="Cancel").click()
     expect(page.locator("#rule-dialog")).to_have_count(0)
 
-    add_rule(page, name, hook)
+    add_rule(page, name, hook, down_alias)
     row = page.locator(f'tr[data-rule="{name}"]')
     expect(row).to_contain_text("Error-rate spike")
-    expect(row).to_contain_text(f"model alias {DOWN_MODEL}")
+    expect(row).to_contain_text(f"model alias {down_alias}")
     expect(row).to_contain_text(f"webhook http://127.0.0.1:{receiver.server_address[1]}/***")
     assert "e2e-secret-token" not in page.content()
 
@@ -129,18 +171,15 @@ def test_an_operator_defines_a_rule_tests_it_and_sees_what_fired(
     expect(page.locator("#alerts-notice")).to_contain_text("email failed (SMTP is not configured")
     assert receiver.titles.count("[TEST] Error-rate spike: test message") == 1
 
-    with openai.OpenAI(base_url=f"{console.url}/v1", api_key=console.key, max_retries=0, timeout=30) as client:
-        for _ in range(3):
-            with pytest.raises(openai.APIError):
-                client.chat.completions.create(model=DOWN_MODEL, messages=[{"role": "user", "content": "hi"}])
+    fail_calls(console, down_alias, 3)
     page.wait_for_timeout(1000)  # the log writer flushes every 0.2 s in this session
     evaluate_now(console)
-    assert f"[FIRING] Error-rate spike: model alias {DOWN_MODEL}" in receiver.titles
+    assert f"[FIRING] Error-rate spike: model alias {down_alias}" in receiver.titles
 
     open_settled(page, f"{console.url}/alerts")
     fired = page.locator("#alert-events-table tbody tr").filter(has_text=name).first
     expect(fired).to_contain_text("firing")
-    expect(fired).to_contain_text(f"model alias {DOWN_MODEL}")
+    expect(fired).to_contain_text(f"model alias {down_alias}")
     expect(fired).to_contain_text("webhook ok (HTTP 200)")
     assert_accessible(page, "/alerts with a rule and a fired event")
     page.close()
