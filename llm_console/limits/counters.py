@@ -17,6 +17,7 @@ restart or a flushed Redis does not forget the day's use.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,13 +26,15 @@ WINDOW_SLOTS = 61  # one-second slots summed for a 60 s window (conservative by 
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One limit a request is judged against; built once per plan and period, the amount given per request."""
+
     kind: str  # w | f | b
     entity: str  # key | user | team
     entity_id: int
     name: str  # rpm | tpm | rpd | tpd | daily_usd | monthly_usd
     key: str  # the counter's key (the backend adds its prefix)
     limit: float
-    amount: float
+    unit: str  # what the request adds: r (one request) | t (its tokens) | c (its cost)
     expire_at: float = 0.0  # epoch seconds: the end of the period (f, b)
     period: tuple[datetime, datetime] | None = None  # where a seed is read from (f, b)
     res_key: str = ""  # b: the reservations of requests in flight
@@ -39,6 +42,11 @@ class Check:
     @property
     def seed_field(self) -> str:
         return "cost_usd" if self.kind == "b" else "tokens" if self.name == "tpd" else "requests"
+
+
+def amounts(checks: list[Check], tokens: float, cost: float) -> list[float]:
+    """What one request adds to each check."""
+    return [1.0 if c.unit == "r" else tokens if c.unit == "t" else cost for c in checks]
 
 
 @dataclass(slots=True)
@@ -68,41 +76,75 @@ def amount_text(value: float) -> str:
     return repr(float(value)) if value != int(value) else str(int(value))
 
 
-def window_retry(slots: list[tuple[int, float]], used: float, amount: float, limit: float, now_s: float) -> float:
-    """Seconds until enough of the oldest slots leave the window for `amount` to fit."""
-    need = used + amount - limit
-    freed = 0.0
-    for slot, count in sorted(slots):
-        freed += count
-        if freed >= need:
-            return max(0.001, slot + WINDOW_SLOTS - now_s)
-    return float(WINDOW_SLOTS)
+def judge(kind: str, limit: float, used: float, amount: float) -> bool:
+    if kind == "b":
+        return round(used, 9) < limit
+    return used + amount <= limit
 
 
-def judge(check: Check, used: float) -> bool:
-    if check.kind == "b":
-        return round(used, 9) < check.limit
-    return used + check.amount <= check.limit
+class Window:
+    """One sliding window: its one-second slots, oldest first, and their running total."""
+
+    __slots__ = ("slots", "total")
+
+    def __init__(self) -> None:
+        self.slots: deque[list[float]] = deque()  # [slot second, count]
+        self.total = 0.0
+
+    def prune(self, now_s: int) -> None:
+        cutoff = now_s - WINDOW_SLOTS + 1
+        slots = self.slots
+        while slots and slots[0][0] < cutoff:
+            self.total -= slots.popleft()[1]
+        if not slots:
+            self.total = 0.0  # no drift left behind by settlements
+
+    def add(self, now_s: int, amount: float) -> None:
+        if self.slots and self.slots[-1][0] == now_s:
+            self.slots[-1][1] += amount
+        else:
+            self.slots.append([now_s, amount])
+        self.total += amount
+
+    def adjust(self, slot: int, delta: float) -> None:
+        for entry in reversed(self.slots):  # the slot is almost always among the newest
+            if entry[0] == slot:
+                new = max(0.0, entry[1] + delta)
+                self.total += new - entry[1]
+                entry[1] = new
+                return
+            if entry[0] < slot:
+                return
+
+    def oldest(self) -> float:
+        return next((s for s, c in self.slots if c > 0), 0.0)
+
+    def retry_after(self, amount: float, limit: float, now: float) -> float:
+        """Seconds until enough of the oldest slots leave the window for `amount` to fit."""
+        need, freed = self.total + amount - limit, 0.0
+        for slot, count in self.slots:
+            freed += count
+            if freed >= need:
+                return max(0.001, slot + WINDOW_SLOTS - now)
+        return float(WINDOW_SLOTS)
 
 
 class MemoryCounters:
     """Counters in this process: right for one gateway process; with several, use Redis."""
 
     def __init__(self) -> None:
-        self.windows: dict[str, dict[int, float]] = {}
+        self.windows: dict[str, Window] = {}
         self.values: dict[str, tuple[float, float]] = {}  # key -> (value, expires at)
         self.reservations: dict[str, dict[str, tuple[float, float]]] = {}  # key -> member -> (amount, deadline)
         self._sweep_at = 0.0
 
-    def _window(self, key: str, now_s: int) -> dict[int, float]:
-        slots = self.windows.get(key)
-        if slots is None:
-            slots = self.windows[key] = {}
+    def _window(self, key: str, now_s: int) -> Window:
+        window = self.windows.get(key)
+        if window is None:
+            window = self.windows[key] = Window()
         else:
-            cutoff = now_s - WINDOW_SLOTS + 1
-            for slot in [s for s in slots if s < cutoff]:
-                del slots[slot]
-        return slots
+            window.prune(now_s)
+        return window
 
     def _value(self, key: str, now: float) -> float | None:
         hit = self.values.get(key)
@@ -114,9 +156,16 @@ class MemoryCounters:
         members = self.reservations.get(key)
         if not members:
             return 0.0
-        for member in [m for m, (_, deadline) in members.items() if deadline <= now]:
+        total = 0.0
+        expired = None
+        for member, (amount, deadline) in members.items():
+            if deadline <= now:
+                expired = [*(expired or []), member]
+            else:
+                total += amount
+        for member in expired or ():
             del members[member]
-        return sum(amount for amount, _ in members.values())
+        return total
 
     def _sweep(self, now: float) -> None:
         """Drop what expired, now and then (windows and reservations are pruned when read)."""
@@ -126,17 +175,27 @@ class MemoryCounters:
         for key in [k for k, (_, exp) in self.values.items() if exp <= now]:
             del self.values[key]
         now_s = int(now)
-        for key in [k for k, v in self.windows.items() if not v or max(v) < now_s - WINDOW_SLOTS]:
-            del self.windows[key]
+        for key, window in list(self.windows.items()):
+            window.prune(now_s)
+            if not window.slots:
+                del self.windows[key]
         for key in [k for k, v in self.reservations.items() if not v]:
             del self.reservations[key]
 
-    def admit(self, checks: list[Check], now: float, member: str, deadline: float, seeds: dict[int, float]) -> Outcome:
+    def admit(
+        self,
+        checks: list[Check],
+        amounts: list[float],
+        now: float,
+        member: str,
+        deadline: float,
+        seeds: dict[int, float],
+    ) -> Outcome:
         self._sweep(now)
         now_s = int(now)
         out = Outcome(ok=True)
         for i, check in enumerate(checks):
-            if check.kind in "fb" and self._value(check.key, now) is None:
+            if check.kind != "w" and self._value(check.key, now) is None:
                 if i in seeds:
                     self.values[check.key] = (seeds[i], check.expire_at)
                 else:
@@ -144,19 +203,22 @@ class MemoryCounters:
         if out.missing:
             out.ok = False
             return out
+        windows: list[Window | None] = []
         for i, check in enumerate(checks):
+            amount = amounts[i]
             oldest = 0.0
+            window = None
             if check.kind == "w":
-                slots = self._window(check.key, now_s)
-                used = sum(slots.values())
-                oldest = float(min((s for s, c in slots.items() if c > 0), default=0))
+                window = self._window(check.key, now_s)
+                used = window.total
+                oldest = window.oldest()
             elif check.kind == "f":
                 used = self._value(check.key, now) or 0.0
             else:
                 used = (self._value(check.key, now) or 0.0) + self._reserved(check.res_key, now)
-            if not judge(check, used):
-                if check.kind == "w":
-                    retry = window_retry(list(self.windows[check.key].items()), used, check.amount, check.limit, now)
+            if not judge(check.kind, check.limit, used, amount):
+                if window is not None:
+                    retry = window.retry_after(amount, check.limit, now)
                 elif check.kind == "f" or used - self._reserved(check.res_key, now) >= check.limit:
                     retry = check.expire_at - now  # spent: wait for the next period
                 else:
@@ -164,26 +226,23 @@ class MemoryCounters:
                 return Outcome(False, [used], [], i, max(retry, 0.001))
             out.used.append(used)
             out.oldest.append(oldest)
-        for check in checks:
-            if check.kind == "w":
-                slots = self.windows[check.key]
-                slots[now_s] = slots.get(now_s, 0.0) + check.amount
+            windows.append(window)
+        for check, amount, window in zip(checks, amounts, windows, strict=True):
+            if window is not None:
+                window.add(now_s, amount)
             elif check.kind == "f":
                 value, exp = self.values[check.key]
-                self.values[check.key] = (value + check.amount, exp)
+                self.values[check.key] = (value + amount, exp)
             else:
-                self.reservations.setdefault(check.res_key, {})[f"{member}|{amount_text(check.amount)}"] = (
-                    check.amount,
-                    deadline,
-                )
+                self.reservations.setdefault(check.res_key, {})[f"{member}|{amount_text(amount)}"] = (amount, deadline)
         return out
 
     def settle(self, items: list[Settlement]) -> None:
         for item in items:
             if item.kind == "w":
-                slots = self.windows.get(item.key)
-                if slots is not None and item.slot in slots:
-                    slots[item.slot] = max(0.0, slots[item.slot] + item.delta)
+                window = self.windows.get(item.key)
+                if window is not None:
+                    window.adjust(item.slot, item.delta)
             elif item.kind == "f":
                 hit = self.values.get(item.key)
                 if hit is not None:
@@ -199,7 +258,7 @@ class MemoryCounters:
     def current(self, check: Check, now: float) -> float | None:
         """What a check's counter holds now (None when it has no state), for the console's usage view."""
         if check.kind == "w":
-            return sum(self._window(check.key, int(now)).values())
+            return self._window(check.key, int(now)).total
         value = self._value(check.key, now)
         if value is None:
             return None

@@ -23,6 +23,7 @@ from llm_console.db.queries.spend import entity_totals
 from llm_console.gateway.errors import GatewayError
 from llm_console.limits.counters import WINDOW_SLOTS, Check, MemoryCounters, Outcome, Settlement
 from llm_console.limits.counters import amount_text as _amount
+from llm_console.limits.counters import amounts as counter_amounts
 from llm_console.limits.periods import bounds, period_id
 from llm_console.limits.plan import LimitPlan
 from llm_console.limits.redis_counters import RedisCounters
@@ -32,6 +33,7 @@ log = logging.getLogger("llm_console.limits")
 
 REDIS_RETRY_S = 1.0  # after a Redis failure, the failure policy applies this long before Redis is tried again
 SETTLE_BATCH = 256
+MAX_PLANS = 10_000  # cached check lists (one per key plan in use)
 NAMES = {
     "rpm": "requests per minute (RPM)",
     "tpm": "tokens per minute (TPM)",
@@ -47,6 +49,7 @@ class Grant:
     """What one admitted request holds until it settles."""
 
     checks: list[Check]
+    amounts: list[float]
     slot: int
     member: str
     est_tokens: int
@@ -88,38 +91,53 @@ class Limiter:
         self.redis_failures = 0
         self._queue: asyncio.Queue[list[Settlement]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._periods: dict[str, tuple[float, float, tuple[datetime, datetime, str]]] = {}
+        self._plans: dict[int, tuple[LimitPlan, float, float, list[Check]]] = {}
 
     # -- building the checks ------------------------------------------------------------------------------
 
-    def checks(self, plan: LimitPlan, tokens: int, cost: float, now: float) -> list[Check]:
+    def _period(self, p: str, now: float) -> tuple[datetime, datetime, str]:
+        """The day or month holding `now`: computed once per period, not per request."""
+        hit = self._periods.get(p)
+        if hit is not None and hit[0] <= now < hit[1]:
+            return hit[2]
         at = datetime.fromtimestamp(now, UTC)
+        start, end = bounds(p, at, self.tz)
+        value = (start, end, period_id(p, at, self.tz))
+        self._periods[p] = (start.timestamp(), end.timestamp(), value)
+        return value
+
+    def checks(self, plan: LimitPlan, now: float) -> list[Check]:
+        """The plan's checks for the current periods, cached with the plan (a cached key's plan is the same
+        object from one request to the next) until the earliest of its periods ends."""
+        hit = self._plans.get(id(plan))
+        if hit is not None and hit[0] is plan and hit[1] <= now < hit[2]:
+            return hit[3]
         out: list[Check] = []
-        periods: dict[str, tuple[datetime, datetime, str]] = {}
-
-        def period(p: str) -> tuple[datetime, datetime, str]:
-            if p not in periods:
-                start, end = bounds(p, at, self.tz)
-                periods[p] = (start, end, period_id(p, at, self.tz))
-            return periods[p]
-
+        valid_from, valid_until = -math.inf, math.inf
         for e in plan.entities:
             who = f"{e.kind}:{e.id}"
             if e.rpm:
-                out.append(Check("w", e.kind, e.id, "rpm", f"w:{who}:r", e.rpm, 1))
+                out.append(Check("w", e.kind, e.id, "rpm", f"w:{who}:r", e.rpm, "r"))
             if e.tpm:
-                out.append(Check("w", e.kind, e.id, "tpm", f"w:{who}:t", e.tpm, tokens))
-            for name, day_limit, unit in (("rpd", e.rpd, 1), ("tpd", e.tpd, tokens)):
+                out.append(Check("w", e.kind, e.id, "tpm", f"w:{who}:t", e.tpm, "t"))
+            for name, day_limit, unit in (("rpd", e.rpd, "r"), ("tpd", e.tpd, "t")):
                 if day_limit:
-                    start, end, pid = period("d")
+                    start, end, pid = self._period("d", now)
+                    valid_from, valid_until = max(valid_from, start.timestamp()), min(valid_until, end.timestamp())
                     key = f"f:{who}:{name}:{pid}"
                     out.append(Check("f", e.kind, e.id, name, key, day_limit, unit, end.timestamp(), (start, end)))
             for name, limit, p in (("daily_usd", e.daily_usd, "d"), ("monthly_usd", e.monthly_usd, "m")):
                 if limit:
-                    start, end, pid = period(p)
+                    start, end, pid = self._period(p, now)
+                    valid_from, valid_until = max(valid_from, start.timestamp()), min(valid_until, end.timestamp())
                     key = f"b:{who}:{p}:{pid}"
                     out.append(
-                        Check("b", e.kind, e.id, name, key, limit, cost, end.timestamp(), (start, end), f"{key}:res")
+                        Check("b", e.kind, e.id, name, key, limit, "c", end.timestamp(), (start, end), f"{key}:res")
                     )
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()
+        self._plans[id(plan)] = (plan, valid_from, valid_until, out)
         return out
 
     # -- admission ----------------------------------------------------------------------------------------
@@ -129,7 +147,8 @@ class Limiter:
         if plan.empty:
             return None
         now = self.clock()
-        checks = self.checks(plan, tokens, cost, now)
+        checks = self.checks(plan, now)
+        amounts = counter_amounts(checks, tokens, cost)
         member = uuid.uuid4().hex
         deadline = now + self.settings.upstream_timeout_s + 60.0
         remote = self.redis is not None
@@ -142,7 +161,7 @@ class Limiter:
             if remote:
                 assert self.redis is not None
                 try:
-                    out = await self.redis.admit(checks, now, member, deadline, seeds)
+                    out = await self.redis.admit(checks, amounts, now, member, deadline, seeds)
                 except (RedisError, OSError) as exc:
                     self._redis_failed(exc, now)
                     if self._policy() == "open":
@@ -150,7 +169,7 @@ class Limiter:
                     remote = False
                     continue
             else:
-                out = self.memory.admit(checks, now, member, deadline, seeds)
+                out = self.memory.admit(checks, amounts, now, member, deadline, seeds)
             if not out.missing:
                 break
             seeds.update(await asyncio.to_thread(self._seeds, checks, out.missing))
@@ -160,8 +179,8 @@ class Limiter:
             log.warning("Redis is reachable again: limits are shared across replicas")
             self.redis_failures = 0
         if not out.ok:
-            raise self._refusal(checks[out.denied], out, now)
-        return Grant(checks, int(now), member, tokens, cost, remote, self._headers(checks, out, now))
+            raise self._refusal(checks[out.denied], amounts[out.denied], out)
+        return Grant(checks, amounts, int(now), member, tokens, cost, remote, self._headers(checks, amounts, out, now))
 
     def _policy(self) -> str:
         """LLMC_LIMITS_REDIS_FAILURE while Redis is unreachable: "open" admits, "local" counts in this
@@ -193,14 +212,14 @@ class Limiter:
                 out[i] = float(getattr(totals, check.seed_field))
         return out
 
-    def _headers(self, checks: list[Check], out: Outcome, now: float) -> dict[str, str]:
+    def _headers(self, checks: list[Check], amounts: list[float], out: Outcome, now: float) -> dict[str, str]:
         """OpenAI's x-ratelimit-* headers for the tightest request limit and the tightest token limit."""
         headers: dict[str, str] = {}
         for unit, names in (("requests", ("rpm", "rpd")), ("tokens", ("tpm", "tpd"))):
             best: tuple[float, Check, float] | None = None
-            for c, used, oldest in zip(checks, out.used, out.oldest, strict=True):
+            for c, amount, used, oldest in zip(checks, amounts, out.used, out.oldest, strict=True):
                 if c.name in names:
-                    remaining = c.limit - used - c.amount
+                    remaining = c.limit - used - amount
                     if best is None or remaining < best[0]:
                         best = (remaining, c, oldest)
             if best is not None:
@@ -214,7 +233,7 @@ class Limiter:
                 headers[f"x-ratelimit-reset-{unit}"] = duration(max(reset, 0.001))
         return headers
 
-    def _refusal(self, check: Check, out: Outcome, now: float) -> GatewayError:
+    def _refusal(self, check: Check, amount: float, out: Outcome) -> GatewayError:
         used = out.used[0] if out.used else 0.0
         retry = out.retry_after_s
         who = f"{check.entity} {check.entity_id}"
@@ -239,13 +258,13 @@ class Limiter:
             f"x-ratelimit-remaining-{unit}": str(max(0, int(check.limit - used))),
             f"x-ratelimit-reset-{unit}": duration(retry),
         }
-        if check.amount > check.limit:
+        if amount > check.limit:
             message = (
-                f"Request too large for {who} on {what}: limit {int(check.limit)}, requested {int(check.amount)} "
+                f"Request too large for {who} on {what}: limit {int(check.limit)}, requested {int(amount)} "
                 "(prompt estimate plus max_tokens). Lower max_tokens or shorten the prompt."
             )
             return GatewayError(429, message, type=unit, code="request_too_large", headers=headers, extra=extra)
-        requested = f", requested {int(check.amount)}" if unit == "tokens" else ""
+        requested = f", requested {int(amount)}" if unit == "tokens" else ""
         message = (
             f"Rate limit reached for {who} on {what}: limit {int(check.limit)}, used {int(used)}{requested}. "
             f"Please try again in {duration(retry)}."
@@ -258,7 +277,7 @@ class Limiter:
         """(now, the plan's checks, what each has used) without changing anything: counters where they
         have state (Redis, or this process while Redis is away), the database's record of the period else."""
         now = self.clock()
-        checks = self.checks(plan, 0, 0.0, now)
+        checks = self.checks(plan, now)
         values: list[float | None] | None = None
         if self.redis is not None and now >= self.redis_down_until:
             try:
@@ -276,9 +295,9 @@ class Limiter:
     def settle(self, grant: Grant, tokens: int, cost: float) -> None:
         """Replace the estimates by what the request used (tokens, USD); never awaits."""
         items = []
-        for c in grant.checks:
+        for c, amount in zip(grant.checks, grant.amounts, strict=True):
             if c.kind == "b":
-                items.append(Settlement("b", c.key, grant.slot, cost, c.res_key, f"{grant.member}|{_amount(c.amount)}"))
+                items.append(Settlement("b", c.key, grant.slot, cost, c.res_key, f"{grant.member}|{_amount(amount)}"))
             elif c.name in ("tpm", "tpd") and tokens != grant.est_tokens:
                 items.append(Settlement(c.kind, c.key, grant.slot, tokens - grant.est_tokens))
         if not items:
