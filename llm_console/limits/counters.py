@@ -129,13 +129,44 @@ class Window:
         return float(WINDOW_SLOTS)
 
 
+class Reservations:
+    """The reservations of one budget's requests in flight, with their running total; expired ones (a
+    request that never settled) are dropped when the earliest deadline has passed."""
+
+    __slots__ = ("members", "next_expiry", "sum")
+
+    def __init__(self) -> None:
+        self.members: dict[str, tuple[float, float]] = {}  # member -> (amount, deadline)
+        self.sum = 0.0
+        self.next_expiry = math.inf
+
+    def add(self, member: str, amount: float, deadline: float) -> None:
+        self.members[member] = (amount, deadline)
+        self.sum += amount
+        self.next_expiry = min(self.next_expiry, deadline)
+
+    def drop(self, member: str) -> None:
+        held = self.members.pop(member, None)
+        if held is not None:
+            self.sum -= held[0]
+        if not self.members:
+            self.sum, self.next_expiry = 0.0, math.inf
+
+    def total(self, now: float) -> float:
+        if now >= self.next_expiry:
+            for member in [m for m, (_, deadline) in self.members.items() if deadline <= now]:
+                self.drop(member)
+            self.next_expiry = min((d for _, d in self.members.values()), default=math.inf)
+        return max(self.sum, 0.0)
+
+
 class MemoryCounters:
     """Counters in this process: right for one gateway process; with several, use Redis."""
 
     def __init__(self) -> None:
         self.windows: dict[str, Window] = {}
         self.values: dict[str, tuple[float, float]] = {}  # key -> (value, expires at)
-        self.reservations: dict[str, dict[str, tuple[float, float]]] = {}  # key -> member -> (amount, deadline)
+        self.reservations: dict[str, Reservations] = {}
         self._sweep_at = 0.0
 
     def _window(self, key: str, now_s: int) -> Window:
@@ -153,19 +184,8 @@ class MemoryCounters:
         return hit[0]
 
     def _reserved(self, key: str, now: float) -> float:
-        members = self.reservations.get(key)
-        if not members:
-            return 0.0
-        total = 0.0
-        expired = None
-        for member, (amount, deadline) in members.items():
-            if deadline <= now:
-                expired = [*(expired or []), member]
-            else:
-                total += amount
-        for member in expired or ():
-            del members[member]
-        return total
+        held = self.reservations.get(key)
+        return 0.0 if held is None else held.total(now)
 
     def _sweep(self, now: float) -> None:
         """Drop what expired, now and then (windows and reservations are pruned when read)."""
@@ -179,7 +199,7 @@ class MemoryCounters:
             window.prune(now_s)
             if not window.slots:
                 del self.windows[key]
-        for key in [k for k, v in self.reservations.items() if not v]:
+        for key in [k for k, v in self.reservations.items() if not v.members]:
             del self.reservations[key]
 
     def admit(
@@ -234,7 +254,10 @@ class MemoryCounters:
                 value, exp = self.values[check.key]
                 self.values[check.key] = (value + amount, exp)
             else:
-                self.reservations.setdefault(check.res_key, {})[f"{member}|{amount_text(amount)}"] = (amount, deadline)
+                held = self.reservations.get(check.res_key)
+                if held is None:
+                    held = self.reservations[check.res_key] = Reservations()
+                held.add(f"{member}|{amount_text(amount)}", amount, deadline)
         return out
 
     def settle(self, items: list[Settlement]) -> None:
@@ -248,9 +271,9 @@ class MemoryCounters:
                 if hit is not None:
                     self.values[item.key] = (max(0.0, hit[0] + item.delta), hit[1])
             else:
-                members = self.reservations.get(item.res_key)
-                if members is not None:
-                    members.pop(item.member, None)
+                held = self.reservations.get(item.res_key)
+                if held is not None:
+                    held.drop(item.member)
                 hit = self.values.get(item.key)
                 if hit is not None and math.isfinite(item.delta):
                     self.values[item.key] = (hit[0] + item.delta, hit[1])

@@ -12,11 +12,53 @@ from redis.asyncio import Redis
 from llm_console.limits.counters import WINDOW_SLOTS, Check, Outcome, Settlement
 from llm_console.limits.counters import amount_text as _num
 
-# KEYS: each check's counter key, followed by its reservations key for a budget check. ARGV: now, the
-# reservation's member name, its deadline, the window's slot count, then every check as one string
+# Layouts. A window (RPM, TPM) is a hash: one field per one-second slot, "t" the running total of the
+# slots in it, "o" the oldest slot that may still hold something (0: empty), so judging it costs O(1)
+# plus one HDEL per second that left it. A day counter (RPD, TPD) is a string. A budget is a hash, "s"
+# spent and "r" reserved by requests in flight, beside a sorted set of those reservations ("id|amount",
+# scored by their deadline) from which a crashed request's reservation expires.
+#
+# ADMIT: KEYS are each check's key, followed by its reservations key for a budget. ARGV: now, the
+# reservation's id, its deadline, the window's slot count, then every check as one string
 # "kind,limit,amount,expires_at,seed;..." (one argument instead of five per check: redis-py encodes each
-# argument in Python, which cost more than the script itself).
-ADMIT = """
+# argument in Python, which costs more than the script itself).
+PRELUDE = """
+local function prune(key, now_s, slots_n, write)
+  local o = tonumber(redis.call('HGET', key, 'o') or '0')
+  if o == 0 then return 0, 0 end
+  local cutoff = now_s - slots_n + 1
+  if cutoff - o >= slots_n then
+    if write then redis.call('DEL', key) end
+    return 0, 0
+  end
+  local t = tonumber(redis.call('HGET', key, 't') or '0')
+  if o >= cutoff then return t, o end
+  while o < cutoff do
+    local v = redis.call('HGET', key, o)
+    if v then
+      t = t - tonumber(v)
+      if write then redis.call('HDEL', key, o) end
+    end
+    o = o + 1
+  end
+  if write then redis.call('HSET', key, 't', t, 'o', o) end
+  return t, o
+end
+local function expire_reservations(key, res, now, write)
+  local r = tonumber(redis.call('HGET', key, 'r') or '0')
+  local gone = redis.call('ZRANGEBYSCORE', res, '-inf', now)
+  for _, m in ipairs(gone) do r = r - tonumber(string.match(m, '|(.*)$')) end
+  if write and #gone > 0 then
+    redis.call('ZREMRANGEBYSCORE', res, '-inf', now)
+    redis.call('HSET', key, 'r', r)
+  end
+  return math.max(r, 0)
+end
+"""
+
+ADMIT = (
+    PRELUDE
+    + """
 local now = tonumber(ARGV[1])
 local now_s = math.floor(now)
 local member, deadline, slots_n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -31,7 +73,7 @@ local missing = {}
 for i, c in ipairs(checks) do
   if c.kind ~= 'w' and redis.call('EXISTS', c.key) == 0 then
     if c.seed ~= '' then
-      redis.call('SET', c.key, c.seed)
+      if c.kind == 'b' then redis.call('HSET', c.key, 's', c.seed, 'r', 0) else redis.call('SET', c.key, c.seed) end
       redis.call('EXPIRE', c.key, math.ceil(c.exp - now) + 3600)
     else
       missing[#missing + 1] = i - 1
@@ -43,27 +85,12 @@ local used, oldest = {}, {}
 for i, c in ipairs(checks) do
   local amount, u, old = tonumber(c.amount), 0, 0
   if c.kind == 'w' then
-    local flat = redis.call('HGETALL', c.key)
-    local cutoff = now_s - slots_n + 1
-    local slots = {}
-    for j = 1, #flat, 2 do
-      local s, n = tonumber(flat[j]), tonumber(flat[j + 1])
-      if s < cutoff then
-        redis.call('HDEL', c.key, flat[j])
-      else
-        u = u + n
-        if n > 0 then
-          slots[#slots + 1] = {s, n}
-          if old == 0 or s < old then old = s end
-        end
-      end
-    end
+    u, old = prune(c.key, now_s, slots_n, true)
     if u + amount > c.limit then
-      table.sort(slots, function(a, b) return a[1] < b[1] end)
       local need, freed, retry = u + amount - c.limit, 0, slots_n
-      for _, sn in ipairs(slots) do
-        freed = freed + sn[2]
-        if freed >= need then retry = sn[1] + slots_n - now break end
+      for s = (old > 0 and old or now_s + 1), now_s do  -- empty window: nothing to wait for but the whole
+        freed = freed + tonumber(redis.call('HGET', c.key, s) or '0')
+        if freed >= need then retry = s + slots_n - now break end
       end
       return {'deny', i - 1, tostring(u), tostring(math.max(retry, 0.001))}
     end
@@ -73,13 +100,8 @@ for i, c in ipairs(checks) do
       return {'deny', i - 1, tostring(u), tostring(math.max(c.exp - now, 0.001))}
     end
   else
-    local spent = tonumber(redis.call('GET', c.key) or '0')
-    redis.call('ZREMRANGEBYSCORE', c.res, '-inf', now)
-    local reserved = 0
-    for _, m in ipairs(redis.call('ZRANGE', c.res, 0, -1)) do
-      reserved = reserved + tonumber(string.match(m, '|(.*)$'))
-    end
-    u = spent + reserved
+    local spent = tonumber(redis.call('HGET', c.key, 's') or '0')
+    u = spent + expire_reservations(c.key, c.res, now, true)
     if math.floor(u * 1e9 + 0.5) / 1e9 >= c.limit then
       local retry = 1
       if spent >= c.limit then retry = math.max(c.exp - now, 0.001) end
@@ -92,16 +114,22 @@ end
 for _, c in ipairs(checks) do
   if c.kind == 'w' then
     redis.call('HINCRBYFLOAT', c.key, now_s, c.amount)
+    redis.call('HINCRBYFLOAT', c.key, 't', c.amount)
+    if redis.call('HSETNX', c.key, 'o', now_s) == 0 and tonumber(redis.call('HGET', c.key, 'o')) == 0 then
+      redis.call('HSET', c.key, 'o', now_s)
+    end
     redis.call('EXPIRE', c.key, slots_n + 1)
   elseif c.kind == 'f' then
     redis.call('INCRBYFLOAT', c.key, c.amount)
   else
     redis.call('ZADD', c.res, deadline, member .. '|' .. c.amount)
+    redis.call('HINCRBYFLOAT', c.key, 'r', c.amount)
     redis.call('EXPIRE', c.res, math.ceil(c.exp - now) + 3600)
   end
 end
 return {'ok', used, oldest}
 """
+)
 
 # KEYS as for ADMIT (a budget settlement names its reservations key too); ARGV[1]: "kind,slot,delta,member;...".
 SETTLE = """
@@ -110,50 +138,57 @@ for item in string.gmatch(ARGV[1], '[^;]+') do
   local kind, slot, delta, member = string.match(item, '^(%a),([^,]*),([^,]*),(.*)$')
   local key = KEYS[k]
   if kind == 'w' then
-    if redis.call('HEXISTS', key, slot) == 1 then redis.call('HINCRBYFLOAT', key, slot, delta) end
-    k = k + 1
-  else
-    if kind == 'b' then
-      redis.call('ZREM', KEYS[k + 1], member)
-      k = k + 2
-    else
-      k = k + 1
+    if redis.call('HEXISTS', key, slot) == 1 then
+      redis.call('HINCRBYFLOAT', key, slot, delta)
+      redis.call('HINCRBYFLOAT', key, 't', delta)
     end
+    k = k + 1
+  elseif kind == 'b' then
+    if redis.call('EXISTS', key) == 1 then
+      if redis.call('ZREM', KEYS[k + 1], member) == 1 then
+        redis.call('HINCRBYFLOAT', key, 'r', -tonumber(string.match(member, '|(.*)$')))
+      end
+      if tonumber(delta) ~= 0 then redis.call('HINCRBYFLOAT', key, 's', delta) end
+    end
+    k = k + 2
+  else
     if tonumber(delta) ~= 0 and redis.call('EXISTS', key) == 1 then redis.call('INCRBYFLOAT', key, delta) end
+    k = k + 1
   end
   n = n + 1
 end
 return n
 """
 
-PEEK = """
-local out = {}
-for i = 1, #KEYS / 2 do
-  local kind, now = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
-  local key, res = KEYS[2 * i - 1], KEYS[2 * i]
+# Read-only: KEYS as for ADMIT; ARGV: now, the slot count, then each check's kind as one string "w;f;b".
+PEEK = (
+    PRELUDE
+    + """
+local now = tonumber(ARGV[1])
+local slots_n = tonumber(ARGV[2])
+local out, k = {}, 1
+for kind in string.gmatch(ARGV[3], '[^;]+') do
+  local key = KEYS[k]
   if kind == 'w' then
-    local flat, u = redis.call('HGETALL', key), 0
-    for j = 1, #flat, 2 do
-      if tonumber(flat[j]) > math.floor(now) - 61 then u = u + tonumber(flat[j + 1]) end
-    end
-    out[i] = tostring(u)
+    local t = prune(key, math.floor(now), slots_n, false)
+    out[#out + 1] = tostring(t)
+    k = k + 1
+  elseif kind == 'f' then
+    out[#out + 1] = redis.call('GET', key) or ''
+    k = k + 1
   else
-    local v = redis.call('GET', key)
-    if v then
-      local r = 0
-      if kind == 'b' then
-        for _, m in ipairs(redis.call('ZRANGEBYSCORE', res, now, '+inf')) do
-          r = r + tonumber(string.match(m, '|(.*)$'))
-        end
-      end
-      out[i] = tostring(tonumber(v) + r)
+    if redis.call('EXISTS', key) == 1 then
+      local spent = tonumber(redis.call('HGET', key, 's') or '0')
+      out[#out + 1] = tostring(spent + expire_reservations(key, KEYS[k + 1], now, false))
     else
-      out[i] = ''
+      out[#out + 1] = ''
     end
+    k = k + 2
   end
 end
 return out
 """
+)
 
 
 class RedisCounters:
@@ -167,10 +202,6 @@ class RedisCounters:
         self._admit = self.client.register_script(ADMIT)
         self._settle = self.client.register_script(SETTLE)
         self._peek = self.client.register_script(PEEK)
-
-    def _keys(self, check: Check) -> list[str]:
-        key = self.tag + check.key
-        return [key, self.tag + check.res_key if check.res_key else key]
 
     async def admit(
         self,
@@ -217,11 +248,11 @@ class RedisCounters:
 
     async def current(self, checks: list[Check], now: float) -> list[float | None]:
         keys: list[str] = []
-        args: list[str] = []
         for c in checks:
-            keys += self._keys(c)
-            args += [c.kind, repr(now)]
-        reply = await self._peek(keys=keys, args=args)
+            keys.append(self.tag + c.key)
+            if c.kind == "b":
+                keys.append(self.tag + c.res_key)
+        reply = await self._peek(keys=keys, args=[repr(now), WINDOW_SLOTS, ";".join(c.kind for c in checks)])
         return [float(v) if v not in (b"", "") else None for v in reply]
 
     async def aclose(self) -> None:

@@ -214,3 +214,17 @@ async def test_a_key_without_limits_costs_nothing(make_limiter: LimiterFactory) 
 
 def test_reset_durations_read_like_openais() -> None:
     assert [duration(s) for s in (0.0204, 1, 6.2, 90, 7322)] == ["21ms", "1s", "7s", "1m30s", "2h2m2s"]
+
+
+async def test_clock_jumps_and_idle_windows_are_answered_at_once(make_limiter: LimiterFactory) -> None:
+    clock = Clock(T0)
+    limiter = await make_limiter(clock)
+    p = plan(key(rpm=3, tpm=1000))
+    await limiter.admit(p, 10, 0.0)
+    clock.now -= 30  # the clock stepped back
+    await limiter.admit(p, 10, 0.0)
+    clock.now += 86_400  # a day idle: the window is empty again
+    grant = await limiter.admit(p, 10, 0.0)
+    assert grant is not None and grant.headers["x-ratelimit-remaining-requests"] == "2"
+    err = await refused(limiter, plan(key(tpm=5)), tokens=10)  # too large for an empty window
+    assert err.code == "request_too_large" and err.headers is not None and err.headers["retry-after"] == "61"
