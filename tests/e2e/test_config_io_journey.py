@@ -17,8 +17,13 @@ ALIAS = "litellm-llama"
 
 
 def simulator_url(console: Console) -> str:
+    """The simulator behind the session's `e2e-model` alias, read from an exported configuration (other tests
+    add deployments of the same upstream model elsewhere, some on closed ports)."""
     exported = yaml.safe_load(run_cli(console.env, "export-config").stdout)
-    dep = next(d for d in exported["deployments"] if d["model"] == "llama-3.1-8b-instruct")
+    aliases = exported["aliases"]
+    entry = aliases[MODEL] if isinstance(aliases, dict) else next(a for a in aliases if a.get("alias") == MODEL)
+    name = entry["deployments"][0]["deployment"]
+    dep = next(d for d in exported["deployments"] if d["name"] == name)
     return next(p["api_base"] for p in exported["providers"] if p["name"] == dep["provider"])
 
 
