@@ -98,8 +98,10 @@ def run_console(settings: Settings, *, demo: bool | None, port: int | None) -> N
                 proc.kill()
 
     def on_sigterm(*_: object) -> None:
-        stop_all()
-        sys.exit(0)
+        # Only unwind here: the main thread is usually inside `reflex.wait()`, which holds the Popen's wait
+        # lock, so waiting for the children from this handler would block until its timeout (20 s). The
+        # `finally` below stops them once the main thread is out of that wait.
+        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
