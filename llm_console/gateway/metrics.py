@@ -196,6 +196,14 @@ class GatewayMetrics:
             multiprocess_mode="livemax",
             registry=reg,
         )
+        self.limits_store = Gauge(
+            "llmc_limits_store_up",
+            "1 while the limit counters' shared store (Redis) answers, 0 while the failure policy applies "
+            "(LLMC_LIMITS_REDIS_FAILURE); absent with in-process counters.",
+            ["store"],
+            multiprocess_mode="livemin",
+            registry=reg,
+        )
         self._alias = _LabelCap(max_aliases, NAME_MAX_LEN)
         self._deployment = _LabelCap(MAX_DEPLOYMENTS, NAME_MAX_LEN)
         self._endpoint = _LabelCap(MAX_ENDPOINTS, NAME_MAX_LEN)

@@ -84,6 +84,10 @@ class GatewayRuntime:
         )
         self.balancer.on_change = self._circuit_changed
         self.balancer.on_inflight = lambda target, n: self.metrics.set_inflight(target.deployment, n)
+        if self.limiter.redis is not None:
+            store = self.metrics.limits_store.labels("redis")
+            store.set(1)
+            self.limiter.on_store_state = lambda up: store.set(1 if up else 0)
         self.log = LogWriter(
             self.engine,
             spool_dir=settings.data_dir / "spool",

@@ -89,6 +89,7 @@ class Limiter:
         self.failure = settings.limits_redis_failure
         self.redis_down_until = 0.0
         self.redis_failures = 0
+        self.on_store_state: Callable[[bool], None] = lambda _up: None  # told when Redis fails or recovers
         self._queue: asyncio.Queue[list[Settlement]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._periods: dict[str, tuple[float, float, tuple[datetime, datetime, str]]] = {}
@@ -178,6 +179,7 @@ class Limiter:
         if remote and self.redis_failures:
             log.warning("Redis is reachable again: limits are shared across replicas")
             self.redis_failures = 0
+            self.on_store_state(True)
         if not out.ok:
             raise self._refusal(checks[out.denied], amounts[out.denied], out)
         return Grant(checks, amounts, int(now), member, tokens, cost, remote, self._headers(checks, amounts, out, now))
@@ -200,6 +202,7 @@ class Limiter:
         self.redis_failures += 1
         if self.redis_failures == 1:
             log.error("Redis unreachable for limits (%s): policy %s", type(exc).__name__, self.failure)
+            self.on_store_state(False)
 
     def _seeds(self, checks: list[Check], missing: list[int]) -> dict[int, float]:
         """Start period counters from what the database recorded for the period so far."""

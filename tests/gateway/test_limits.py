@@ -194,6 +194,8 @@ async def test_redis_stopped_mid_test_the_policy_holds(
                 assert codes == [503] * 4
                 assert answers[0].json()["error"]["code"] == "limits_unavailable"
             assert (await gw.client.get("/gateway/health")).status_code == 200  # nothing crashed
+            metrics = (await gw.client.get("/metrics")).text
+            assert 'llmc_limits_store_up{store="redis"} 0.0' in metrics  # operators see the policy apply
 
 
 async def test_a_key_holder_reads_its_limits_and_budget_status(gw: Gateway) -> None:
