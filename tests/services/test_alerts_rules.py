@@ -118,7 +118,7 @@ def test_the_webhook_url_is_stored_encrypted_and_shown_masked(seeded: Engine, bo
     rule_id = create(seeded, box, webhook_url=HOOK, email_to="oncall@example.com; Lead@Example.com lead@example.com")
     view = get_rule(seeded, rule_id)
     assert view.webhook_display == "https://hooks.slack.com/***"
-    assert view.email_to == ("oncall@example.com", "Lead@Example.com")
+    assert view.email_to == ("oncall@example.com", "lead@example.com")  # lower-cased like user e-mails, once
     assert HOOK not in repr(view)
     with Session(seeded) as s:
         raw = s.exec(select(AlertRule.webhook_url_encrypted)).one()
