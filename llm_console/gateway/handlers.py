@@ -172,6 +172,8 @@ async def handle(ep: Endpoint, request: Request) -> Response:
             raise model_not_found(alias)
         if not key.may_use(alias):
             raise model_not_allowed(alias)
+        t_route = time.perf_counter()
+        rec.spans.append(SpanRecord("route", _ms(t0, t_auth), _ms(t_auth, t_route), attributes={"alias": alias}))
         if not key.plan.empty:
             tokens, cost = estimate(
                 ep.name,
@@ -183,8 +185,7 @@ async def handle(ep: Endpoint, request: Request) -> Response:
             grant = await rt.limiter.admit(key.plan, tokens, cost)
             if grant is not None:
                 headers.update(grant.headers)
-        t_route = time.perf_counter()
-        rec.spans.append(SpanRecord("route", _ms(t0, t_auth), _ms(t_auth, t_route), attributes={"alias": alias}))
+            rec.spans.append(SpanRecord("limits", _ms(t0, t_route), _ms(t_route, time.perf_counter())))
         opened = await open_upstream(rt, endpoint=ep.name, route=route, data=data, stream=stream, rec=rec, t0=t0)
         target = opened.target
         rec.model, rec.deployment_id = target.model, target.deployment_id

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from llm_console.db.queries.spend import entity_totals
+from llm_console.db.queries.spend import Totals, entity_totals
 from llm_console.gateway.errors import GatewayError
 from llm_console.limits.counters import WINDOW_SLOTS, Check, MemoryCounters, Outcome, Settlement
 from llm_console.limits.counters import amount_text as _amount
@@ -53,7 +54,6 @@ class Grant:
     slot: int
     member: str
     est_tokens: int
-    est_cost: float
     remote: bool  # counted in Redis (else in this process)
     headers: dict[str, str]
 
@@ -68,6 +68,16 @@ def duration(seconds: float) -> str:
     if h:
         return f"{h}h{m}m{sec}s"
     return f"{m}m{sec}s" if m else f"{sec}s"
+
+
+def _unavailable(why: str) -> GatewayError:
+    return GatewayError(
+        503,
+        f"Rate limits cannot be checked right now ({why}); try again shortly.",
+        type="server_error",
+        code="limits_unavailable",
+        headers={"retry-after": "1"},
+    )
 
 
 def _money(value: float) -> str:
@@ -173,28 +183,26 @@ class Limiter:
                 out = self.memory.admit(checks, amounts, now, member, deadline, seeds)
             if not out.missing:
                 break
-            seeds.update(await asyncio.to_thread(self._seeds, checks, out.missing))
+            try:
+                seeds.update(await asyncio.to_thread(self._seeds, checks, out.missing))
+            except SQLAlchemyError as exc:  # a cold counter needs the database: refuse clearly, not with a 500
+                log.warning("could not read the period's use to start limit counters: %s", type(exc).__name__)
+                raise _unavailable("the database is unreachable") from None
         else:  # seeded twice and still missing: the store keeps losing state
-            raise GatewayError(503, "Rate limits cannot be checked right now.", type="server_error")
+            raise _unavailable("the limits store keeps losing its counters")
         if remote and self.redis_failures:
             log.warning("Redis is reachable again: limits are shared across replicas")
             self.redis_failures = 0
             self.on_store_state(True)
         if not out.ok:
             raise self._refusal(checks[out.denied], amounts[out.denied], out)
-        return Grant(checks, amounts, int(now), member, tokens, cost, remote, self._headers(checks, amounts, out, now))
+        return Grant(checks, amounts, int(now), member, tokens, remote, self._headers(checks, amounts, out, now))
 
     def _policy(self) -> str:
         """LLMC_LIMITS_REDIS_FAILURE while Redis is unreachable: "open" admits, "local" counts in this
         process; "closed" refuses here with a 503."""
         if self.failure == "closed":
-            raise GatewayError(
-                503,
-                "Rate limits cannot be checked right now (the limits store is unreachable); try again shortly.",
-                type="server_error",
-                code="limits_unavailable",
-                headers={"retry-after": "1"},
-            )
+            raise _unavailable("the limits store is unreachable")
         return self.failure
 
     def _redis_failed(self, exc: BaseException, now: float) -> None:
@@ -205,14 +213,18 @@ class Limiter:
             self.on_store_state(False)
 
     def _seeds(self, checks: list[Check], missing: list[int]) -> dict[int, float]:
-        """Start period counters from what the database recorded for the period so far."""
+        """Start period counters from what the database recorded for the period so far (one read per entity
+        and period: its RPD, TPD and daily budget share it)."""
         out: dict[int, float] = {}
+        read: dict[tuple[str, int, datetime, datetime], Totals] = {}
         with self.engine.connect() as conn:
             for i in missing:
                 check = checks[i]
                 assert check.period is not None
-                totals = entity_totals(conn, check.entity, check.entity_id, check.period[0], check.period[1])
-                out[i] = float(getattr(totals, check.seed_field))
+                key = (check.entity, check.entity_id, *check.period)
+                if key not in read:
+                    read[key] = entity_totals(conn, *key)
+                out[i] = float(getattr(read[key], check.seed_field))
         return out
 
     def _headers(self, checks: list[Check], amounts: list[float], out: Outcome, now: float) -> dict[str, str]:

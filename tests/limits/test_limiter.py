@@ -228,3 +228,15 @@ async def test_clock_jumps_and_idle_windows_are_answered_at_once(make_limiter: L
     assert grant is not None and grant.headers["x-ratelimit-remaining-requests"] == "2"
     err = await refused(limiter, plan(key(tpm=5)), tokens=10)  # too large for an empty window
     assert err.code == "request_too_large" and err.headers is not None and err.headers["retry-after"] == "61"
+
+
+async def test_a_cold_counter_with_the_database_away_is_a_clear_503(make_limiter: LimiterFactory) -> None:
+    from llm_console.db.engine import make_engine
+
+    limiter = await make_limiter(Clock(T0))
+    limiter.engine = make_engine("sqlite:////nonexistent-dir/llmc.db")  # its day's use cannot be read
+    with pytest.raises(GatewayError) as caught:
+        await limiter.admit(plan(key(daily_usd=1.0)), 10, 0.1)
+    assert (caught.value.status, caught.value.code) == (503, "limits_unavailable")
+    assert "database is unreachable" in caught.value.message
+    assert await limiter.admit(plan(key(rpm=5)), 10, 0.1) is not None  # windows need no database
