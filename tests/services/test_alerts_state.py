@@ -21,6 +21,7 @@ from llm_console.services.alerts_rules import list_rules, webhook_url
 from llm_console.services.sessions import SessionUser
 from llm_console.settings import Settings
 from llm_console.state.alerts import REFUSED, AlertsState
+from tests.services.test_alerts_rules import form
 
 HOOK = "https://hooks.slack.com/services/T1/B2/state-canary-token-91c2"
 
@@ -56,20 +57,8 @@ def page(engine: Engine, box: SecretBox, tmp_path: Any, monkeypatch: pytest.Monk
 
 
 def rule_form(**kw: str) -> dict[str, str]:
-    return {
-        "name": "errors",
-        "kind": "error_rate",
-        "threshold": "5",
-        "window_minutes": "5",
-        "min_requests": "10",
-        "scope_type": "all",
-        "scope_value": "",
-        "webhook_url": HOOK,
-        "email_to": "oncall@example.com",
-        "cooldown_minutes": "30",
-        "notify_resolved": "on",
-        **kw,
-    }
+    """The rules tests' form, with both channels filled in."""
+    return form(**{"scope_value": "", "webhook_url": HOOK, "email_to": "oncall@example.com", **kw})
 
 
 @pytest.mark.parametrize("role", [None, "viewer", "member"])
