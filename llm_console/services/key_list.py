@@ -85,7 +85,9 @@ def status_of(row: VirtualKey, now: datetime) -> str:
     return "active"
 
 
-def _where(scope: Scope, search: str, status: str, now: datetime) -> list[Any]:
+def key_filters(scope: Scope, search: str, status: str, now: datetime) -> list[Any]:
+    """WHERE clauses for the keys `scope` sees (a team-scoped user: their teams' and their own), matching
+    `search` (name or prefix) and `status` (active | revoked | expired | "" for all)."""
     where: list[Any] = []
     if scope.team_ids is not None:
         where.append(or_(col(VirtualKey.team_id).in_(sorted(scope.team_ids)), col(VirtualKey.user_id) == scope.user_id))
@@ -206,7 +208,7 @@ def list_keys(
     """One page of the keys `scope` may see, newest first, filtered by name or prefix and by status."""
     now = utc(now or utcnow())
     status = status if status in STATUSES else "all"
-    where = _where(scope, search.strip()[:MAX_SEARCH], status, now)
+    where = key_filters(scope, search.strip()[:MAX_SEARCH], status, now)
     with session(engine) as s:
         total = s.exec(select_model(func.count()).select_from(VirtualKey).where(*where)).one()
         pages = max(1, math.ceil(total / page_size))

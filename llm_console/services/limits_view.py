@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import or_
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import select
 
 from llm_console.auth.roles import has_role_name
 from llm_console.db.engine import session
@@ -22,8 +21,9 @@ from llm_console.db.models import Budget, Membership, RateLimit, VirtualKey
 from llm_console.db.queries.filters import utc
 from llm_console.db.queries.names import Directory, load_directory
 from llm_console.db.queries.spend import Spend, spend_by_entity
+from llm_console.services.key_list import key_filters
 from llm_console.services.limits_admin import DEFAULT_ENTITY, RateLimits
-from llm_console.services.scope import ORG_WIDE_ROLE
+from llm_console.services.scope import ORG_WIDE_ROLE, Scope
 from llm_console.services.spend import STATUS_RANK, SpendQuery, budget_status
 
 PAGE_SIZE = 50
@@ -107,10 +107,9 @@ def my_entities(engine: Engine, user_id: int, now: datetime) -> list[Entity]:
     """The caller's user, their teams, and the active keys they own or their teams own."""
     with session(engine) as s:
         teams = sorted(s.exec(select(Membership.team_id).where(Membership.user_id == user_id)))
-        owned = or_(col(VirtualKey.team_id).in_(teams), col(VirtualKey.user_id) == user_id)
-        expires = col(VirtualKey.expires_at)
-        live = [col(VirtualKey.revoked_at).is_(None), or_(expires.is_(None), expires > now)]
-        keys = sorted(k for k in s.exec(select(VirtualKey.id).where(owned, *live)) if k is not None)
+        # The keys page's rule for a team-scoped user, whatever this user's role: "mine" is personal.
+        mine = Scope(user_id, "member", frozenset(teams))
+        keys = sorted(k for k in s.exec(select(VirtualKey.id).where(*key_filters(mine, "", "active", now))) if k)
     return [("user", user_id), *(("team", t) for t in teams), *(("key", k) for k in keys)]
 
 
