@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     def _defaults(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'llm_console.db').as_posix()}"
+        if self.limits_backend == "redis" and not self.redis_url:
+            raise ValueError("LLMC_LIMITS_BACKEND=redis needs LLMC_REDIS_URL (or use auto or memory)")
         if self.secret_key is not None:
             value = self.secret_key.get_secret_value()
             if self.env != "dev" and (value.lower() in PLACEHOLDER_SECRETS or len(value) < 16):

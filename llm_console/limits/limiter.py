@@ -92,9 +92,7 @@ class Limiter:
         self.clock = clock
         self.memory = MemoryCounters()
         self.redis: RedisCounters | None = None
-        if settings.uses_redis_limits:
-            if not settings.redis_url:
-                raise ValueError("LLMC_LIMITS_BACKEND=redis needs LLMC_REDIS_URL")
+        if settings.uses_redis_limits and settings.redis_url:  # settings refuse "redis" without a URL
             self.redis = RedisCounters(settings.redis_url, settings.redis_prefix)
         self.failure = settings.limits_redis_failure
         self.redis_down_until = 0.0

@@ -86,3 +86,12 @@ def test_values_come_from_llmc_environment(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_out_of_range_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         settings(**{field: value})
+
+
+def test_redis_limits_need_a_redis_url_and_the_zone_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="LLMC_LIMITS_BACKEND=redis needs LLMC_REDIS_URL"):
+        settings(data_dir=tmp_path, limits_backend="redis")
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        settings(data_dir=tmp_path, budget_timezone="Mars/Olympus")
+    assert settings(data_dir=tmp_path, redis_url="redis://127.0.0.1:6379/0").uses_redis_limits  # auto: Redis
+    assert not settings(data_dir=tmp_path).uses_redis_limits
