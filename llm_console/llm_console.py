@@ -13,6 +13,7 @@ from llm_console.api.openapi import console_document
 from llm_console.auth.guard import AuthMiddleware
 from llm_console.auth.invite_routes import INVITE_ROUTES
 from llm_console.auth.routes import AUTH_ROUTES
+from llm_console.fleet.collector import engines_loop, host_loop, host_name
 from llm_console.gateway import create_gateway
 from llm_console.services.alerts import alerts_loop
 from llm_console.services.context import get_context
@@ -39,6 +40,27 @@ async def alerts_task() -> None:
     await run_as_leader("alerts", lambda: alerts_loop(ctx.engine, ctx.settings, ctx.runtime.box), ctx.settings)
 
 
+async def fleet_engines_task() -> None:
+    """Engine metrics scraped by one process across workers and replicas (the router everywhere reads them)."""
+    ctx = get_context()
+    if not ctx.settings.fleet_enabled:
+        return
+    await ctx.runtime.started.wait()  # the scrapes go through the gateway's upstream client
+    await run_as_leader("fleet-engines", lambda: engines_loop(ctx.engine, ctx.settings, ctx.runtime), ctx.settings)
+
+
+async def fleet_host_task() -> None:
+    """Containers and GPUs of this host, sampled by one process on it (its lock is named after the host)."""
+    ctx = get_context()
+    if not ctx.settings.fleet_enabled:
+        return
+    await ctx.runtime.started.wait()
+    host = host_name()
+    await run_as_leader(
+        f"fleet-host:{host}", lambda: host_loop(ctx.engine, ctx.settings, ctx.runtime, host), ctx.settings
+    )
+
+
 ANALYTICS_ROUTES = make_analytics_routes(lambda: get_context().engine, lambda: get_context().sessions)
 app = rx.App(
     api_transformer=create_gateway(
@@ -52,4 +74,6 @@ app = rx.App(
 app.register_lifespan_task(gateway_lifespan)
 app.register_lifespan_task(retention_task)
 app.register_lifespan_task(alerts_task)
+app.register_lifespan_task(fleet_engines_task)
+app.register_lifespan_task(fleet_host_task)
 app.add_middleware(AuthMiddleware())

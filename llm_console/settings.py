@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     limits_completion_estimate_tokens: int = Field(default=1024, ge=0)
     dashboard_live_interval_s: float = Field(default=5.0, ge=1)
     alert_interval_s: float = Field(default=60.0, ge=0)
+    fleet_enabled: bool = True
+    fleet_docker_url: str = ""
+    fleet_label: str = "llm-console.fleet"
+    fleet_images: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*vllm*"])
+    fleet_interval_s: float = Field(default=10.0, ge=0.2)
+    fleet_engine_interval_s: float = Field(default=5.0, ge=0.2)
+    fleet_engine_stale_s: float = Field(default=20.0, gt=0)
+    fleet_raw_retention_hours: float = Field(default=24.0, ge=1)
+    fleet_retention_days: float = Field(default=14.0, gt=0)
+    gpu_cost_allocation: Literal["tokens", "busy_time"] = "tokens"
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None
@@ -95,7 +105,7 @@ class Settings(BaseSettings):
     oidc_display_name: str = "Single sign-on"
     oidc_redirect_url: str | None = None
 
-    @field_validator("upstream_allowlist", mode="before")
+    @field_validator("upstream_allowlist", "fleet_images", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         """Environment values are comma-separated: `LLMC_UPSTREAM_ALLOWLIST=10.0.0.0/8,vllm.internal`."""

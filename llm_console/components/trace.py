@@ -100,6 +100,8 @@ def detail_facts(d: Any) -> rx.Component:
         fact("Model", d["model"]),
         fact("Upstream model", d["upstream_model"]),
         fact("Deployment", d["deployment"]),
+        fact("Container", d["container"]),
+        fact("GPU", d["gpu"]),
         fact("Key", d["key"]),
         fact("User", d["user"]),
         fact("Team", d["team"]),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from llm_console.gateway.routing import Route, Target
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+KV_FULL = 0.95  # a KV cache this full preempts or queues new sequences: the engine-aware strategy avoids it
 EWMA_ALPHA = 0.2
 
 
@@ -148,7 +149,7 @@ class Balancer:
             reason = "busy" if "busy" in reasons else "circuit_open"
             raise NoCapacity(reason, self._retry_after(route, now) if reason == "circuit_open" else 1.0)
         if len(usable) > 1:
-            usable = self._rank(route.strategy, usable)
+            usable = self._rank(route.strategy, usable, route.policy.engine_fallback)
         return usable
 
     def _retry_after(self, route: Route, now: float) -> float:
@@ -160,7 +161,7 @@ class Balancer:
         rnd = self.rng.random
         return sorted(targets, key=lambda t: rnd() ** (1.0 / max(t.weight, 1)), reverse=True)
 
-    def _rank(self, strategy: str, targets: list[Target]) -> list[Target]:
+    def _rank(self, strategy: str, targets: list[Target], engine_fallback: str = "least_busy") -> list[Target]:
         shuffled = self._weighted(targets)  # random tie-break that still respects weights
         if strategy == "least_busy":
             return sorted(shuffled, key=self._load)
@@ -170,25 +171,31 @@ class Balancer:
         if strategy == "lowest_cost":
             return sorted(shuffled, key=lambda t: t.unit_price)
         if strategy == "engine_aware":
-            return self._engine_rank(shuffled)
+            ranked = self._engine_rank(shuffled)
+            if ranked is None:  # no fresh sample at all: the alias's configured fallback strategy
+                fallback = engine_fallback if engine_fallback != "engine_aware" else "least_busy"
+                return self._rank(fallback, targets)
+            return ranked
         return shuffled
 
     def _load(self, t: Target) -> float:
         inflight = self.state(t.deployment_id).inflight
         return inflight / t.max_concurrency if t.max_concurrency else float(inflight)
 
-    def _engine_rank(self, targets: list[Target]) -> list[Target]:
-        """Shortest engine queue first, then KV-cache headroom, then batch size; without fresh samples,
-        fall back to least-busy (our own in-flight counts)."""
+    def _engine_rank(self, targets: list[Target]) -> list[Target] | None:
+        """Engines with fresh samples first: a full KV cache last among them, then the shortest queue, then
+        KV-cache headroom (in 5 % steps), then our own in-flight share, then the running batch. Deployments
+        whose sample is stale follow, least busy first. None when no deployment has a fresh sample."""
         samples = {t.deployment_id: self.signals.fresh(t.deployment_id) for t in targets}
         if not any(samples.values()):
-            return sorted(targets, key=self._load)
+            return None
 
-        def key(t: Target) -> tuple[int, float, float, float, float]:
+        def key(t: Target) -> tuple[int, int, float, float, float, float]:
             s = samples[t.deployment_id]
             if s is None:
-                return (1, 0.0, 0.0, 0.0, self._load(t))
-            return (0, s.waiting, round(s.kv_cache_usage, 2), s.running, self._load(t))
+                return (1, 0, 0.0, 0.0, self._load(t), 0.0)
+            full = 1 if s.kv_cache_usage >= KV_FULL else 0
+            return (0, full, s.waiting, round(s.kv_cache_usage * 20) / 20, self._load(t), s.running)
 
         return sorted(targets, key=key)
 

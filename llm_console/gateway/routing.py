@@ -50,6 +50,8 @@ class Policy:
     retry_after_cap_s: float | None = None
     fallbacks: tuple[str, ...] = ()
     timeouts: dict[str, Any] = field(default_factory=dict)
+    # What the engine-aware strategy does when no deployment of the alias has a fresh engine sample.
+    engine_fallback: str = "least_busy"
 
     @classmethod
     def from_settings(cls, raw: object) -> Policy:
@@ -65,12 +67,16 @@ class Policy:
         retries = num("retries")
         fallbacks = raw.get("fallbacks") or []
         timeouts = raw.get("timeouts")
+        engine_fallback = raw.get("engine_fallback")
+        if engine_fallback not in STRATEGIES or engine_fallback == "engine_aware":
+            engine_fallback = "least_busy"
         return cls(
             retries=int(retries) if retries is not None else None,
             backoff_ms=num("backoff_ms"),
             retry_after_cap_s=num("retry_after_cap_s"),
             fallbacks=tuple(str(f) for f in fallbacks if isinstance(f, str)) if isinstance(fallbacks, list) else (),
             timeouts=timeouts if isinstance(timeouts, dict) else {},
+            engine_fallback=str(engine_fallback),
         )
 
 

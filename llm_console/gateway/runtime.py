@@ -19,7 +19,7 @@ from llm_console.crypto import SecretBox
 from llm_console.db.engine import make_engine
 from llm_console.db.records import LogRecord
 from llm_console.gateway.auth import KeyCache, KeyInfo, key_info_from_row
-from llm_console.gateway.balancer import Balancer, DeploymentState
+from llm_console.gateway.balancer import Balancer, DeploymentState, EngineSample, EngineSignals
 from llm_console.gateway.logwriter import LogWriter
 from llm_console.gateway.metrics import GatewayMetrics
 from llm_console.gateway.providers import PROVIDERS
@@ -81,6 +81,7 @@ class GatewayRuntime:
             failure_threshold=settings.circuit_failure_threshold,
             cooldown_s=settings.circuit_cooldown_s,
             rng=self.rng,
+            signals=EngineSignals(stale_after_s=settings.fleet_engine_stale_s),
         )
         self.balancer.on_change = self._circuit_changed
         self.balancer.on_inflight = lambda target, n: self.metrics.set_inflight(target.deployment, n)
@@ -101,6 +102,7 @@ class GatewayRuntime:
         self.persist_health = not settings.redis_url
         self._stamp: object = None
         self._loaded_at = 0.0
+        self.started = asyncio.Event()  # set once start() finished (the fleet loops use the upstream client)
 
     def _lookup_key(self, key_hash: str) -> KeyInfo | None:
         row = find_by_hash(self.engine, key_hash)
@@ -159,6 +161,29 @@ class GatewayRuntime:
                     await self.reload_routes()
             except Exception as exc:  # keep serving the last good table
                 log.warning("route table refresh failed: %s", type(exc).__name__)
+
+    def _engine_rows(self) -> list[tuple[int, float, float, float, float]]:
+        """Fresh engine readings the fleet collector stored: (deployment, waiting, running, KV use, age s)."""
+        from llm_console.fleet.routing_signals import fresh_engine_rows  # the fleet package imports this one
+
+        return fresh_engine_rows(self.engine, self.settings.fleet_engine_stale_s)
+
+    async def _engine_signals_loop(self) -> None:
+        """Feed the engine-aware strategy from the database: whichever process scrapes (the "fleet-engines"
+        leader), every gateway process routes on the same samples, each judged by its age."""
+        while True:
+            await asyncio.sleep(self.settings.fleet_engine_interval_s)
+            try:
+                rows = await asyncio.to_thread(self._engine_rows)
+            except Exception as exc:  # keep the samples held; they go stale on their own
+                log.warning("engine samples could not be read: %s", type(exc).__name__)
+                continue
+            now = time.monotonic()
+            for dep_id, waiting, running, kv, age in rows:
+                current = self.balancer.signals.fresh(dep_id)
+                at = now - age
+                if current is None or current.at < at:
+                    self.balancer.signals.update(dep_id, EngineSample(waiting, running, kv, at))
 
     async def check_health(self, target: Target) -> bool:
         """GET the deployment's model list; any answer below 500 within the time limits counts as healthy."""
@@ -233,6 +258,8 @@ class GatewayRuntime:
         await self.log.start()
         await self.limiter.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh"))
+        if self.settings.fleet_enabled:
+            self._tasks.append(asyncio.create_task(self._engine_signals_loop(), name="llmc-engine-signals"))
         if self.settings.health_check_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._health_loop(), name="llmc-health-checks"))
             if self.settings.redis_url:
@@ -240,8 +267,10 @@ class GatewayRuntime:
 
                 leader = run_as_leader("health-results", self._record_health_while_leader, self.settings)
                 self._tasks.append(asyncio.create_task(leader, name="llmc-health-leader"))
+        self.started.set()
 
     async def stop(self) -> None:
+        self.started.clear()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

@@ -81,6 +81,12 @@ def logs_view(data: LogsData, settings: Settings, *, show_bodies: bool = True) -
             "attempts": str(r.attempts),
             "client_ip": d.client_ip or "—",
             "dims": str(d.embedding_dims) if d.embedding_dims else "",
+            "container": (
+                f"{data.served_by.container_name} ({data.served_by.container_id[:12]})"
+                if data.served_by
+                else "— (no container tracked)"
+            ),
+            "gpu": ", ".join(data.served_by.gpus) if data.served_by and data.served_by.gpus else "—",
         }
         if not show_bodies:
             d = replace(d, request_body=None, response_body=None)

@@ -12,6 +12,7 @@ from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.logs import Page, RequestDetail
 from llm_console.db.queries.names import Directory
 from llm_console.db.retention import RetentionRun, last_runs
+from llm_console.fleet.serving import ServedBy, served_by
 from llm_console.services.filters import ParsedFilters
 from llm_console.services.scope import Scope, visible_directory
 
@@ -26,6 +27,7 @@ class LogsData:
     directory: Directory
     retention: list[RetentionRun]
     as_of: datetime
+    served_by: ServedBy | None = None  # the container and GPUs behind the opened request's deployment
 
 
 def scoped(filters: RequestFilters, scope: Scope | None) -> RequestFilters:
@@ -62,4 +64,5 @@ def load_logs(
         directory=directory,
         retention=last_runs(engine, limit=1),
         as_of=datetime.now(UTC),
+        served_by=served_by(engine, detail.row.deployment_id, detail.row.created_at) if detail else None,
     )

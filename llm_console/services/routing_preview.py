@@ -176,7 +176,11 @@ def _note(link: Link, snap: Balancer, plan: Plan, wall: float) -> str:
     if plan.strategy == "engine_aware":
         sample = snap.signals.fresh(link.deployment_id)
         if sample is None:
-            return f"no fresh engine sample: ordered by requests in flight ({st.inflight}{cap})"
+            fallback = plan.route.policy.engine_fallback if plan.route else "least_busy"
+            return (
+                f"no fresh engine sample: placed by the fallback strategy {fallback.replace('_', '-')} "
+                f"({st.inflight}{cap} in flight)"
+            )
         return f"engine queue {sample.waiting:g}, running {sample.running:g}, KV cache {sample.kv_cache_usage:.0%}"
     total = sum(t.weight for t in plan.route.targets) if plan.route else 0
     return f"weight {link.weight} of {total}"

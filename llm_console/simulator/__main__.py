@@ -41,6 +41,10 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         overrides["api_key"] = args.api_key
     if args.echo_key_in_errors:
         overrides["echo_key_in_errors"] = True
+    if args.max_num_seqs is not None:
+        overrides["max_num_seqs"] = args.max_num_seqs
+    if args.kv_cache_tokens is not None:
+        overrides["kv_cache_tokens"] = args.kv_cache_tokens
     return replace(config, **overrides)
 
 
@@ -61,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="seed for lengths, text and injected errors")
     parser.add_argument("--models", help="comma-separated chat model names (also the Anthropic and Azure ones)")
     parser.add_argument("--rerank-models", help="comma-separated rerank model names")
+    parser.add_argument(
+        "--max-num-seqs", type=int, help="sequences generated at once; more wait in the queue (vLLM's flag)"
+    )
+    parser.add_argument("--kv-cache-tokens", type=int, help="tokens the simulated KV cache holds (its usage gauge)")
     parser.add_argument("--api-key", help="require this key on every model route (answered with 401 otherwise)")
     parser.add_argument(
         "--echo-key-in-errors",

@@ -1,0 +1,290 @@
+"""Writing what the fleet collectors read, folding old samples into 5-minute averages, and pruning.
+
+One writer per source (the collectors run under leader locks), so the "last seen" tables are plain
+upserts by primary key. Series go to `fleet_samples`: raw points for `fleet_raw_retention_hours`, then one
+averaged point per subject and 5 minutes for `fleet_retention_days`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from llm_console.db.engine import session
+from llm_console.db.fleet_tables import (
+    FleetContainer,
+    FleetContainerEvent,
+    FleetEngine,
+    FleetGpu,
+    FleetSample,
+    FleetSource,
+)
+from llm_console.db.queries.filters import utc
+from llm_console.fleet.types import ContainerEventInfo, ContainerInfo, EngineReading, GpuInfo, SourceStatus
+from llm_console.settings import Settings
+
+BUCKET_S = 300
+
+
+def save_source(engine: Engine, status: SourceStatus, at: datetime) -> None:
+    with session(engine) as s:
+        s.merge(
+            FleetSource(
+                name=status.name,
+                kind=status.kind,
+                host=status.host,
+                ok=status.ok,
+                message=status.message,
+                detail=dict(status.detail),
+                checked_at=at,
+            )
+        )
+        s.commit()
+
+
+def _samples(kind: str, rows: Iterable[tuple[str, int | None, dict[str, Any]]], at: datetime) -> list[dict[str, Any]]:
+    return [
+        {"kind": kind, "subject": subject, "deployment_id": dep, "at": at, "bucket_s": 0, "values": values}
+        for subject, dep, values in rows
+    ]
+
+
+def save_containers(engine: Engine, host: str, containers: Sequence[ContainerInfo], at: datetime) -> None:
+    """Upsert what was seen on `host`; containers of that host no longer listed are marked removed."""
+    seen = {c.id for c in containers}
+    with session(engine) as s:
+        known = {row.id: row for row in s.exec(select(FleetContainer).where(FleetContainer.host == host)).all()}
+        for c in containers:
+            row = known.get(c.id) or FleetContainer(id=c.id, host=host, first_seen=at)
+            row.name, row.image, row.version, row.model = c.name, c.image, c.version, c.model
+            row.deployment_id, row.status, row.health = c.deployment_id, c.status, c.health
+            row.started_at, row.finished_at = c.started_at, c.finished_at
+            row.restart_count, row.exit_code = c.restart_count, c.exit_code
+            row.cpu_pct, row.mem_bytes, row.mem_limit_bytes = c.cpu_pct, c.mem_bytes, c.mem_limit_bytes
+            row.ports, row.seen_at, row.removed_at = list(c.ports), at, None
+            s.add(row)
+        for cid, row in known.items():
+            if cid not in seen and row.removed_at is None:
+                row.status, row.removed_at = "removed", at
+                s.add(row)
+        points = _samples(
+            "container",
+            (
+                (
+                    c.id,
+                    c.deployment_id,
+                    {
+                        "up": 1.0 if c.status == "running" else 0.0,
+                        "cpu_pct": c.cpu_pct,
+                        "mem_bytes": c.mem_bytes,
+                        "restart_count": c.restart_count,
+                    },
+                )
+                for c in containers
+            ),
+            at,
+        )
+        if points:
+            s.execute(insert(FleetSample), points)
+        s.commit()
+
+
+def save_container_gpus(engine: Engine, gpus: Sequence[GpuInfo]) -> None:
+    """Record on each container which GPUs its processes use (from NVML's process lists)."""
+    by_container: dict[str, set[str]] = defaultdict(set)
+    for gpu in gpus:
+        for proc in gpu.processes:
+            if proc.container_id:
+                by_container[proc.container_id].add(gpu.uuid)
+    with session(engine) as s:
+        for row in s.exec(select(FleetContainer).where(col(FleetContainer.removed_at).is_(None))).all():
+            uuids = sorted(by_container.get(row.id, ()))
+            if uuids != list(row.gpu_uuids or []):
+                row.gpu_uuids = uuids
+                s.add(row)
+        s.commit()
+
+
+def save_events(engine: Engine, events: Sequence[ContainerEventInfo]) -> int:
+    """Insert events not stored yet (polls overlap at their edges); returns how many were new."""
+    added = 0
+    with session(engine) as s:
+        for e in events:
+            try:
+                with s.begin_nested():
+                    s.execute(
+                        insert(FleetContainerEvent).values(
+                            container_id=e.container_id,
+                            container_name=e.container_name[:200],
+                            deployment_id=e.deployment_id,
+                            at=e.at,
+                            action=e.action[:40],
+                            detail=e.detail[:500],
+                        )
+                    )
+                added += 1
+            except IntegrityError:
+                continue
+        s.commit()
+    return added
+
+
+def save_gpus(engine: Engine, host: str, gpus: Sequence[GpuInfo], at: datetime) -> None:
+    with session(engine) as s:
+        for g in gpus:
+            s.merge(
+                FleetGpu(
+                    uuid=g.uuid,
+                    host=host,
+                    index=g.index,
+                    name=g.name,
+                    memory_used_bytes=g.memory_used_bytes,
+                    memory_total_bytes=g.memory_total_bytes,
+                    utilization_pct=g.utilization_pct,
+                    memory_utilization_pct=g.memory_utilization_pct,
+                    temperature_c=g.temperature_c,
+                    power_w=g.power_w,
+                    power_limit_w=g.power_limit_w,
+                    driver_version=g.driver_version,
+                    cuda_version=g.cuda_version,
+                    processes=[asdict(p) for p in g.processes],
+                    seen_at=at,
+                )
+            )
+        points = _samples(
+            "gpu",
+            (
+                (
+                    g.uuid,
+                    None,
+                    {
+                        "memory_used_bytes": g.memory_used_bytes,
+                        "memory_total_bytes": g.memory_total_bytes,
+                        "utilization_pct": g.utilization_pct,
+                        "temperature_c": g.temperature_c,
+                        "power_w": g.power_w,
+                    },
+                )
+                for g in gpus
+            ),
+            at,
+        )
+        if points:
+            s.execute(insert(FleetSample), points)
+        s.commit()
+
+
+def save_engines(engine: Engine, readings: Sequence[EngineReading], at: datetime) -> None:
+    """The latest scrape per deployment (a failed scrape keeps the last good figures, marked not ok)."""
+    with session(engine) as s:
+        for r in readings:
+            row = s.get(FleetEngine, r.deployment_id) or FleetEngine(deployment_id=r.deployment_id)
+            row.scraped_at, row.ok, row.error = at, r.ok, r.error
+            if r.ok:
+                row.running, row.waiting, row.kv_cache_usage = r.running, r.waiting, r.kv_cache_usage
+                row.values = {**r.values(), "models": list(r.models)}
+                row.last_ok_at = at
+            s.add(row)
+        points = _samples("engine", ((str(r.deployment_id), r.deployment_id, r.values()) for r in readings if r.ok), at)
+        if points:
+            s.execute(insert(FleetSample), points)
+        s.commit()
+
+
+def _mean(values: list[Any]) -> float | None:
+    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return sum(nums) / len(nums) if nums else None
+
+
+def downsample(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[int, int]:
+    """Fold raw samples older than the raw retention into 5-minute averages, and prune what is past the
+    fleet retention (samples and container events). Returns (raw points folded, rows pruned)."""
+    now = utc(now or datetime.now(UTC))
+    raw_cut = now - timedelta(hours=settings.fleet_raw_retention_hours)
+    raw_cut = raw_cut.replace(second=0, microsecond=0) - timedelta(minutes=raw_cut.minute % (BUCKET_S // 60))
+    keep_cut = now - timedelta(days=settings.fleet_retention_days)
+    folded = pruned = 0
+    with session(engine) as s:
+        rows = s.execute(
+            sa_select(
+                col(FleetSample.kind),
+                col(FleetSample.subject),
+                col(FleetSample.deployment_id),
+                col(FleetSample.at),
+                col(FleetSample.values),
+            )
+            .where(col(FleetSample.bucket_s) == 0, col(FleetSample.at) < raw_cut)
+            .order_by(col(FleetSample.at))
+        ).all()
+        groups: dict[tuple[str, str, int | None, datetime], list[dict[str, Any]]] = defaultdict(list)
+        for kind, subject, dep, at, values in rows:
+            at = utc(at)
+            start = at - timedelta(seconds=(at.minute * 60 + at.second) % BUCKET_S, microseconds=at.microsecond)
+            groups[(kind, subject, dep, start)].append(values or {})
+        points = []
+        for (kind, subject, dep, start), items in groups.items():
+            names = {name for item in items for name in item}
+            values = {name: _mean([item.get(name) for item in items]) for name in sorted(names)}
+            values["n"] = len(items)
+            points.append(
+                {
+                    "kind": kind,
+                    "subject": subject,
+                    "deployment_id": dep,
+                    "at": start,
+                    "bucket_s": BUCKET_S,
+                    "values": values,
+                }
+            )
+        if points:
+            s.execute(insert(FleetSample), points)
+        folded = len(rows)
+        s.execute(delete(FleetSample).where(col(FleetSample.bucket_s) == 0, col(FleetSample.at) < raw_cut))
+        res = s.execute(delete(FleetSample).where(col(FleetSample.at) < keep_cut))
+        pruned += res.rowcount or 0  # type: ignore[attr-defined]
+        res = s.execute(delete(FleetContainerEvent).where(col(FleetContainerEvent.at) < keep_cut))
+        pruned += res.rowcount or 0  # type: ignore[attr-defined]
+        res = s.execute(
+            delete(FleetContainer).where(
+                col(FleetContainer.removed_at).is_not(None),
+                col(FleetContainer.removed_at) < keep_cut,
+            )
+        )
+        pruned += res.rowcount or 0  # type: ignore[attr-defined]
+        s.commit()
+    return folded, pruned
+
+
+def mark_ready(engine: Engine, deployment_id: int, at: datetime, models: Sequence[str]) -> int:
+    """The deployment's engine answered `/metrics` again: its running containers that started since their
+    last "ready" get one (the end of a model-loading span on the timeline). Returns how many were added."""
+    events: list[ContainerEventInfo] = []
+    with session(engine) as s:
+        rows = s.exec(
+            select(FleetContainer).where(
+                col(FleetContainer.deployment_id) == deployment_id, col(FleetContainer.status) == "running"
+            )
+        ).all()
+        for row in rows:
+            last_ready = s.exec(
+                select(FleetContainerEvent.at)
+                .where(col(FleetContainerEvent.container_id) == row.id, col(FleetContainerEvent.action) == "ready")
+                .order_by(col(FleetContainerEvent.at).desc())
+                .limit(1)
+            ).first()
+            started = utc(row.started_at) if row.started_at else None
+            if last_ready is not None and (started is None or utc(last_ready) >= started):
+                continue
+            took = f" after {(at - started).total_seconds():.0f} s" if started and at >= started else ""
+            detail = f"serving {', '.join(models)}{took}" if models else f"engine answering{took}"
+            events.append(ContainerEventInfo(row.id, row.name, at, "ready", detail, deployment_id))
+    return save_events(engine, events) if events else 0
