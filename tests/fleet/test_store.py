@@ -140,7 +140,8 @@ def test_downsample_folds_to_five_minute_means_and_prunes(engine: Engine) -> Non
 
 
 def test_failed_scrape_keeps_last_good_figures(engine: Engine) -> None:
-    store.save_engines(engine, [EngineReading(3, True, waiting=2.0, running=5.0, kv_cache_usage=0.4, models=("m",))], T0)
+    good = EngineReading(3, True, waiting=2.0, running=5.0, kv_cache_usage=0.4, models=("m",))
+    store.save_engines(engine, [good], T0)
     store.save_engines(engine, [EngineReading(3, False, error="connection refused")], T0 + timedelta(seconds=5))
     with session(engine) as s:
         row = s.get(FleetEngine, 3)
