@@ -16,6 +16,7 @@ Everything blocking (Docker SDK, NVML, the database) runs in a thread, off the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -136,8 +137,11 @@ class HostCollector:
             self.docker_status = status
             if client is not None:
                 self.docker, self.containers = client, ContainerCollector(client, self.settings)
+                self.containers.remember(store.known_containers(self.engine, self.host))
 
     def round(self, targets: Mapping[int, Target]) -> None:
+        from llm_console.fleet.containers import ContainerSourceError
+
         at = _now()
         seen: list[ContainerInfo] = []
         self._docker()
@@ -178,8 +182,9 @@ class HostCollector:
                 )
             except Exception as exc:  # the engine went away: reconnect next round
                 log.info("Docker API round failed: %s", exc)
-                self.docker_status = SourceStatus("docker", self.host, False, f"Docker API unreachable: {exc}"[:300])
-                self.containers = None
+                message = str(exc) if isinstance(exc, ContainerSourceError) else f"Docker API unreachable: {exc}"
+                self.docker_status = SourceStatus("docker", self.host, False, message[:300])
+                self.close_docker()
         if self.docker_status is not None:
             store.save_source(self.engine, self.docker_status, at)
         self.nvml_status = self.nvml.start()
@@ -189,13 +194,15 @@ class HostCollector:
             store.save_container_gpus(self.engine, gpus)
         store.save_source(self.engine, self.nvml_status, at)
 
+    def close_docker(self) -> None:
+        client, self.docker, self.containers = self.docker, None, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing a client whose engine is gone
+                client.close()
+
     def close(self) -> None:
         self.nvml.stop()
-        if self.docker is not None:
-            try:
-                self.docker.close()
-            except Exception:
-                pass
+        self.close_docker()
 
 
 async def host_loop(engine: Engine, settings: Settings, runtime: Any, host: str) -> None:

@@ -288,3 +288,33 @@ def mark_ready(engine: Engine, deployment_id: int, at: datetime, models: Sequenc
             detail = f"serving {', '.join(models)}{took}" if models else f"engine answering{took}"
             events.append(ContainerEventInfo(row.id, row.name, at, "ready", detail, deployment_id))
     return save_events(engine, events) if events else 0
+
+
+def known_containers(engine: Engine, host: str) -> list[ContainerInfo]:
+    """The containers stored for `host` (not removed), as the collector saw them last: its restart counts
+    continue from these after a restart of the console."""
+    with session(engine) as s:
+        rows = s.exec(
+            select(FleetContainer).where(FleetContainer.host == host, col(FleetContainer.removed_at).is_(None))
+        ).all()
+    return [
+        ContainerInfo(
+            id=r.id,
+            name=r.name,
+            image=r.image,
+            version=r.version,
+            model=r.model,
+            status=r.status,
+            health=r.health,
+            started_at=utc(r.started_at) if r.started_at else None,
+            finished_at=utc(r.finished_at) if r.finished_at else None,
+            restart_count=r.restart_count,
+            exit_code=r.exit_code,
+            cpu_pct=r.cpu_pct,
+            mem_bytes=r.mem_bytes,
+            mem_limit_bytes=r.mem_limit_bytes,
+            ports=tuple(r.ports or ()),
+            deployment_id=r.deployment_id,
+        )
+        for r in rows
+    ]
