@@ -163,6 +163,12 @@ class Balancer:
 
     def _rank(self, strategy: str, targets: list[Target], engine_fallback: str = "least_busy") -> list[Target]:
         shuffled = self._weighted(targets)  # random tie-break that still respects weights
+        if strategy == "engine_aware":
+            ranked = self._engine_rank(shuffled)
+            if ranked is not None:
+                return ranked
+            # No fresh sample at all: the alias's configured fallback strategy decides.
+            strategy = engine_fallback if engine_fallback != "engine_aware" else "least_busy"
         if strategy == "least_busy":
             return sorted(shuffled, key=self._load)
         if strategy == "lowest_latency":
@@ -170,12 +176,6 @@ class Balancer:
             return sorted(shuffled, key=lambda t: self.state(t.deployment_id).ewma_ttfb_ms or 0.0)
         if strategy == "lowest_cost":
             return sorted(shuffled, key=lambda t: t.unit_price)
-        if strategy == "engine_aware":
-            ranked = self._engine_rank(shuffled)
-            if ranked is None:  # no fresh sample at all: the alias's configured fallback strategy
-                fallback = engine_fallback if engine_fallback != "engine_aware" else "least_busy"
-                return self._rank(fallback, targets)
-            return ranked
         return shuffled
 
     def _load(self, t: Target) -> float:
