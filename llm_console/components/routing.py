@@ -174,6 +174,30 @@ def number_field(name: str, label: str) -> rx.Component:
     )
 
 
+def engine_fallback_field(options: list[tuple[str, str]]) -> rx.Component:
+    """What engine-aware routing does without fresh engine samples: shown only while the draft is engine-aware.
+    `options` are (strategy, label) pairs; an alias that stored none shows least-busy, the gateway's default."""
+    return rx.cond(
+        S.strategy == "engine_aware",
+        rx.vstack(
+            rx.text("Fallback strategy", size="2", id="routing-engine-fallback-label"),
+            rx.select.root(
+                rx.select.trigger(
+                    id="routing-engine-fallback", aria_labelledby="routing-engine-fallback-label", min_width="200px"
+                ),
+                rx.select.content(*[rx.select.item(label, value=value) for value, label in options]),
+                value=rx.cond(S.fields["engine_fallback"], S.fields["engine_fallback"], "least_busy"),
+                on_change=lambda v: E.set_field("engine_fallback", v),
+                disabled=~S.can_edit,
+                size="2",
+            ),
+            rx.text(S.hints["engine_fallback"], size="1", color=MUTED, id="routing-engine-fallback-hint"),
+            spacing="1",
+            margin_top="8px",
+        ),
+    )
+
+
 def preview_bar(row: rx.Var) -> rx.Component:
     fallback = row["kind"] == "fallback"
     return rx.vstack(

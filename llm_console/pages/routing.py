@@ -15,6 +15,7 @@ from llm_console.components.routing import (
     alias_row,
     callouts,
     create_dialog,
+    engine_fallback_field,
     fallback_chip,
     link_row,
     number_field,
@@ -116,6 +117,7 @@ def strategy_section() -> rx.Component:
             size="2",
         ),
         rx.text(rx.match(S.strategy, *[(value, hint) for value, _, hint in STRATEGIES], ""), size="1", color=MUTED),
+        engine_fallback_field([(value, label) for value, label, _ in STRATEGIES if value != "engine_aware"]),
         rx.text("Fallbacks, tried in order when every deployment of this alias fails", size="2", margin_top="8px"),
         rx.flex(
             rx.foreach(S.fallbacks, fallback_chip),

@@ -119,9 +119,9 @@ def load_plan(engine: Engine, alias: str, change: RuleChange | None = None) -> P
             )
         return tuple(found)
 
-    def route(name: str, strategy: str, weights: dict[int, int]) -> Route | None:
+    def route(name: str, strategy: str, weights: dict[int, int], policy: Policy | None = None) -> Route | None:
         found = targets(name, weights)
-        return Route(name, found, strategy, Policy()) if found else None
+        return Route(name, found, strategy, policy or Policy()) if found else None
 
     policy = Policy.from_settings(row.settings)
     strategy = change.strategy if change else row.strategy
@@ -138,10 +138,14 @@ def load_plan(engine: Engine, alias: str, change: RuleChange | None = None) -> P
     for name in change.fallbacks if change else policy.fallbacks:
         fb = aliases.get(name)
         if fb is not None and fb.id is not None and name != alias:
-            fb_route = route(name, fb.strategy if fb.strategy in STRATEGIES else "weighted", stored.get(fb.id, {}))
+            fb_strategy = fb.strategy if fb.strategy in STRATEGIES else "weighted"
+            fb_route = route(name, fb_strategy, stored.get(fb.id, {}), Policy.from_settings(fb.settings))
             if fb_route is not None and all(r.alias != name for r in fallbacks):
                 fallbacks.append(fb_route)
-    return Plan(alias, strategy, tuple(links), route(alias, strategy, weights), tuple(fallbacks))
+    # A draft brings its own engine fallback (none: least-busy); the stored rule its stored one.
+    engine_fallback = (change.engine_fallback or "least_busy") if change else policy.engine_fallback
+    main = route(alias, strategy, weights, Policy(engine_fallback=engine_fallback))
+    return Plan(alias, strategy, tuple(links), main, tuple(fallbacks))
 
 
 def _note(link: Link, snap: Balancer, plan: Plan, wall: float) -> str:

@@ -27,7 +27,9 @@ MAX_WEIGHT = 1000
 MAX_BACKOFF_MS = 60_000.0
 MAX_RETRY_AFTER_CAP_S = 3600.0
 MAX_TIMEOUT_S = 86_400.0
-POLICY_KEYS = ("fallbacks", "retries", "backoff_ms", "retry_after_cap_s", "timeouts")
+POLICY_KEYS = ("fallbacks", "retries", "backoff_ms", "retry_after_cap_s", "timeouts", "engine_fallback")
+# What engine-aware routing may fall back to when no deployment has a fresh engine sample (not itself).
+ENGINE_FALLBACKS = tuple(s for s in STRATEGIES if s != "engine_aware")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +57,14 @@ class Rule:
     backoff_ms: float | None = None
     retry_after_cap_s: float | None = None
     timeouts: dict[str, float] = field(default_factory=dict)
+    engine_fallback: str | None = None  # as stored; None: engine-aware routing falls back to least_busy
 
 
 @dataclass(frozen=True, slots=True)
 class RuleChange:
     """The whole rule an operator saves: `weights` maps deployment id to weight for every linked deployment
-    (a deployment left out is unlinked; weight 0 keeps it linked but drained)."""
+    (a deployment left out is unlinked; weight 0 keeps it linked but drained). `engine_fallback` None removes
+    the stored one (engine-aware routing then falls back to least_busy)."""
 
     strategy: str
     weights: dict[int, int]
@@ -69,6 +73,7 @@ class RuleChange:
     backoff_ms: float | None = None
     retry_after_cap_s: float | None = None
     timeouts: dict[str, float] = field(default_factory=dict)
+    engine_fallback: str | None = None
 
 
 def _short(name: str) -> str:
@@ -142,6 +147,8 @@ def validate_change(change: RuleChange) -> None:
     """Everything about a rule that can be checked without the database."""
     if change.strategy not in STRATEGIES:
         raise ConfigError(f"Strategy must be one of: {', '.join(STRATEGIES)}.")
+    if change.engine_fallback is not None and change.engine_fallback not in ENGINE_FALLBACKS:
+        raise ConfigError(f"The engine-aware fallback must be one of: {', '.join(ENGINE_FALLBACKS)}.")
     if change.retries is not None and (isinstance(change.retries, bool) or not 0 <= change.retries <= 10):
         raise ConfigError("Retries must be a whole number from 0 to 10.")
     _number(change.backoff_ms, "Backoff (ms)", MAX_BACKOFF_MS)
@@ -172,7 +179,10 @@ def parse_number(text: str, label: str, *, whole: bool = False) -> float | None:
 def parse_form(
     strategy: str, weights: Mapping[int, str], fallbacks: Sequence[str], fields: Mapping[str, str]
 ) -> RuleChange:
-    """The routing page's draft (text fields; empty inherits) as a validated RuleChange."""
+    """The routing page's draft (text fields; empty inherits) as a validated RuleChange.
+
+    `fields["engine_fallback"]` is kept whatever the strategy, so switching away from engine-aware and back
+    does not lose it; it only matters while the strategy is engine-aware."""
     parsed_weights = {dep_id: int(parse_number(text, "Weight", whole=True) or 0) for dep_id, text in weights.items()}
     retries = parse_number(fields.get("retries", ""), "Retries", whole=True)
     timeouts = {name: parse_number(fields.get(name, ""), f"Timeout {name}") for name in TIMEOUT_FIELDS}
@@ -184,6 +194,7 @@ def parse_form(
         backoff_ms=parse_number(fields.get("backoff_ms", ""), "Backoff (ms)"),
         retry_after_cap_s=parse_number(fields.get("retry_after_cap_s", ""), "Retry-After cap (s)"),
         timeouts={k: v for k, v in timeouts.items() if v is not None},
+        engine_fallback=fields.get("engine_fallback", "").strip() or None,
     )
     validate_change(change)
     return change
@@ -227,9 +238,16 @@ def _rules(s: Session, rows: Sequence[ModelAlias]) -> list[Rule]:
                 policy.backoff_ms,
                 policy.retry_after_cap_s,
                 timeouts,
+                stored_engine_fallback(row.settings),
             )
         )
     return rules
+
+
+def stored_engine_fallback(settings: object) -> str | None:
+    """The alias's own engine-aware fallback, or None when it has none (or a value no gateway would use)."""
+    value = settings.get("engine_fallback") if isinstance(settings, dict) else None
+    return value if value in ENGINE_FALLBACKS else None
 
 
 def _rule(s: Session, row: ModelAlias) -> Rule:
@@ -268,6 +286,7 @@ def _described(rule: Rule) -> dict[str, Any]:
         "backoff_ms": rule.backoff_ms,
         "retry_after_cap_s": rule.retry_after_cap_s,
         "timeouts": dict(rule.timeouts),
+        "engine_fallback": rule.engine_fallback,
     }
 
 
@@ -354,6 +373,7 @@ def save_rule(engine: Engine, *, alias: str, change: RuleChange, actor: str) -> 
             "backoff_ms": change.backoff_ms,
             "retry_after_cap_s": change.retry_after_cap_s,
             "timeouts": dict(change.timeouts),
+            "engine_fallback": change.engine_fallback,
         }
         policy.update({k: v for k, v in values.items() if v not in (None, [], {})})
         row.settings, row.strategy = policy, change.strategy

@@ -23,7 +23,8 @@ from llm_console.services.routing_preview import load_plan, preview, preview_row
 from llm_console.services.sessions import SessionUser
 
 EDIT_ROLE = "operator"
-FIELDS = ("retries", "backoff_ms", "retry_after_cap_s", *TIMEOUT_FIELDS)
+NUMBER_FIELDS = ("retries", "backoff_ms", "retry_after_cap_s", *TIMEOUT_FIELDS)
+FIELDS = (*NUMBER_FIELDS, "engine_fallback")  # the draft's text fields; the last one is a strategy name
 UNITS = {"retries": "", "backoff_ms": " ms"}
 
 
@@ -85,7 +86,11 @@ class RoutingState(rx.State):
         rule = next((r for r in all_rules if r.alias == self.selected), None)
         self.found, self.form_key = rule is not None, self.form_key + 1
         defaults = rules.gateway_defaults(get_context().settings)
-        self.hints = {k: f"inherits gateway default {v:g}{UNITS.get(k, ' s')}" for k, v in defaults.items()}
+        stale_s = get_context().settings.fleet_engine_stale_s
+        self.hints = {
+            **{k: f"inherits gateway default {v:g}{UNITS.get(k, ' s')}" for k, v in defaults.items()},
+            "engine_fallback": f"used when no deployment has an engine sample newer than {stale_s:g} s",
+        }
         self.fallback_choices = [r.alias for r in all_rules if r.alias != self.selected]
         self._deployments = [self._link_row(d) for d in deployments]
         self.deployment_options = [{"value": d["id"], "label": d["deployment"]} for d in self._deployments]
@@ -95,7 +100,8 @@ class RoutingState(rx.State):
         self.strategy, self.fallbacks = rule.strategy, list(rule.fallbacks)
         self.links = [self._link_row(x) for x in rule.links]
         values = {"retries": rule.retries, "backoff_ms": rule.backoff_ms, "retry_after_cap_s": rule.retry_after_cap_s}
-        self.fields = {k: _num(values.get(k, rule.timeouts.get(k))) for k in FIELDS}
+        fields = {k: _num(values.get(k, rule.timeouts.get(k))) for k in NUMBER_FIELDS}
+        self.fields = {**fields, "engine_fallback": rule.engine_fallback or ""}
         self._refresh_choices()
 
     def _link_row(self, x: rules.Link) -> dict[str, str]:

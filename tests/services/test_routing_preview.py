@@ -196,6 +196,19 @@ def test_strategies_use_the_live_signals(engine: Engine, deps: dict, live: Balan
     assert p.count("llama@a.test") == 100 and preview_rows(p)[0]["note"] == "engine queue 0, running 3, KV cache 40%"
 
 
+def test_without_engine_samples_the_drafts_fallback_strategy_orders_and_is_named(
+    engine: Engine, deps: dict, live: Balancer
+) -> None:
+    set_price(engine, model="llama", input_per_mtok=1.0, output_per_mtok=2.0, actor="t")
+    change = RuleChange("engine_aware", {deps["a"]: 1, deps["c"]: 1}, engine_fallback="lowest_cost")
+    p = run(load_plan(engine, "chat", change), live, seed=1)
+    assert (p.count("llama@a.test"), p.count("qwen@c.test")) == (0, 100)  # qwen has no price: counts as free
+    notes = {row["deployment"]: row["note"] for row in preview_rows(p)}
+    assert all("fallback strategy lowest-cost" in note for note in notes.values()), notes
+    p = run(load_plan(engine, "chat", RuleChange("engine_aware", {deps["a"]: 1, deps["c"]: 1})), live, seed=1)
+    assert "fallback strategy least-busy" in preview_rows(p)[0]["note"]
+
+
 def test_a_draft_is_previewed_without_saving_it(engine: Engine, deps: dict, live: Balancer) -> None:
     draft = RuleChange("weighted", {deps["a"]: 0, deps["b"]: 1, deps["c"]: 1})
     p = run(load_plan(engine, "chat", draft), live, seed=8)

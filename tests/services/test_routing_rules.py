@@ -150,6 +150,55 @@ def test_parse_form_reads_text_fields_with_readable_errors() -> None:
             parse_form(strategy, weights, [], fields)
 
 
+def test_engine_fallback_is_stored_audited_routed_and_removable(engine: Engine, deps: dict[str, int]) -> None:
+    box = SecretBox("unit-test-secret-key-0123456789abcdef")
+    assert get_rule(engine, "chat").engine_fallback is None
+    assert save_rule(engine, alias="chat", change=change(deps, strategy="engine_aware"), actor="t") is True
+    with session(engine) as s:
+        assert "engine_fallback" not in s.exec(select(ModelAlias).where(ModelAlias.alias == "chat")).one().settings
+    route = load_route_table(engine, box).get("chat")
+    assert route is not None and route.policy.engine_fallback == "least_busy"  # nothing stored: the default
+
+    pinned = change(deps, strategy="engine_aware", engine_fallback="lowest_cost")
+    assert save_rule(engine, alias="chat", change=pinned, actor="ops") is True
+    assert get_rule(engine, "chat").engine_fallback == "lowest_cost"
+    event = audits(engine)[-1]
+    assert event.before and event.after
+    assert (event.before["engine_fallback"], event.after["engine_fallback"]) == (None, "lowest_cost")
+    route = load_route_table(engine, box).get("chat")
+    assert route is not None and (route.strategy, route.policy.engine_fallback) == ("engine_aware", "lowest_cost")
+    assert save_rule(engine, alias="chat", change=pinned, actor="ops") is False
+
+    # Set explicitly it stays under another strategy (unused there); None removes it.
+    save_rule(engine, alias="chat", change=change(deps, engine_fallback="weighted"), actor="t")
+    assert get_rule(engine, "chat").engine_fallback == "weighted"
+    save_rule(engine, alias="chat", change=change(deps), actor="t")
+    with session(engine) as s:
+        assert "engine_fallback" not in s.exec(select(ModelAlias).where(ModelAlias.alias == "chat")).one().settings
+    for bad in ("engine_aware", "random", ""):
+        with pytest.raises(ConfigError, match="engine-aware fallback must be one of: weighted, least_busy"):
+            save_rule(engine, alias="chat", change=change(deps, engine_fallback=bad), actor="t")
+
+
+def test_a_stored_engine_fallback_no_gateway_would_use_reads_as_none(engine: Engine, deps: dict[str, int]) -> None:
+    with session(engine) as s:
+        row = s.exec(select(ModelAlias).where(ModelAlias.alias == "chat")).one()
+        row.strategy, row.settings = "engine_aware", {"engine_fallback": "engine_aware"}
+        s.add(row)
+        s.commit()
+    assert get_rule(engine, "chat").engine_fallback is None
+    route = load_route_table(engine, SecretBox("unit-test-secret-key-0123456789abcdef")).get("chat")
+    assert route is not None and route.policy.engine_fallback == "least_busy"
+
+
+def test_parse_form_reads_the_engine_fallback_field() -> None:
+    got = parse_form("engine_aware", {7: "1"}, [], {"engine_fallback": " lowest_latency "})
+    assert (got.strategy, got.engine_fallback) == ("engine_aware", "lowest_latency")
+    assert parse_form("engine_aware", {7: "1"}, [], {"engine_fallback": ""}).engine_fallback is None
+    with pytest.raises(ConfigError, match="engine-aware fallback must be one of"):
+        parse_form("engine_aware", {7: "1"}, [], {"engine_fallback": "engine_aware"})
+
+
 def test_fallbacks_must_exist_and_not_point_back(engine: Engine, deps: dict[str, int]) -> None:
     for fallbacks, message in [
         (("nope",), "There is no alias 'nope'"),
@@ -326,6 +375,31 @@ async def test_an_operator_saves_the_draft_as_one_change(monkeypatch: pytest.Mon
     assert len(audits(engine)) == count + 1
     await h.call("save")
     assert h.page.notice == "Nothing changed."
+
+
+async def test_an_operator_picks_the_engine_aware_fallback(monkeypatch: pytest.MonkeyPatch, engine: Engine, deps):
+    h = PageHarness(monkeypatch, engine, "operator")
+    await h.call("load")
+    assert h.page.fields["engine_fallback"] == ""
+    assert h.page.hints["engine_fallback"] == "used when no deployment has an engine sample newer than 20 s"
+    await h.call("set_strategy", "engine_aware")
+    await h.call("set_field", "engine_fallback", "lowest_cost")
+    await h.call("save")
+    assert (h.page.error, h.page.notice) == ("", "Saved; gateways use it within 5 s.")
+    rule = get_rule(engine, "chat")
+    assert (rule.strategy, rule.engine_fallback) == ("engine_aware", "lowest_cost")
+    assert h.page.fields["engine_fallback"] == "lowest_cost"  # the reloaded page shows what is stored
+
+    await h.call("set_field", "engine_fallback", "engine_aware")
+    await h.call("save")
+    assert "engine-aware fallback must be one of" in h.page.error
+    assert get_rule(engine, "chat").engine_fallback == "lowest_cost"
+
+    viewer = PageHarness(monkeypatch, engine, "viewer")
+    await viewer.call("load")
+    await viewer.call("set_field", "engine_fallback", "weighted")
+    assert viewer.page.fields["engine_fallback"] == "lowest_cost"
+    assert viewer.page.error == "Only operators and admins can change routing rules."
 
 
 async def test_creating_a_hostile_alias_redirects_to_it_encoded(monkeypatch: pytest.MonkeyPatch, engine: Engine, deps):
