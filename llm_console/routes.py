@@ -15,6 +15,8 @@ KEYS = "/keys"
 LIMITS = "/limits"
 ALERTS = "/alerts"
 FLEET = "/fleet"
+FLEET_DEPLOYMENT = "/fleet/deployment"  # ?deployment=<id>, like the logs' ?id=<request>
+FLEET_KV = "/fleet/kv-cache"
 ANALYTICS = "/analytics"
 PROMPTS = "/prompts"
 ORG = "/organization"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -58,8 +58,8 @@ class FleetContainer(SQLModel, table=True):
     restart_count: int = 0
     exit_code: int | None = None
     cpu_pct: float | None = None
-    mem_bytes: int | None = None
-    mem_limit_bytes: int | None = None
+    mem_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    mem_limit_bytes: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     ports: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     gpu_uuids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     first_seen: datetime = _ts()
@@ -94,8 +94,8 @@ class FleetGpu(SQLModel, table=True):
     host: str = Field(default="", max_length=200)
     index: int = 0
     name: str = Field(default="", max_length=200)
-    memory_used_bytes: int = 0
-    memory_total_bytes: int = 0
+    memory_used_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    memory_total_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     utilization_pct: float | None = None
     memory_utilization_pct: float | None = None
     temperature_c: float | None = None

@@ -7,7 +7,9 @@ one `INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c` per row on SQLite 
 no read-modify-write, and concurrent writers never lose counts.
 
 Minute rows cover the cheap dimensions only (a few values per minute); keys, users and teams are rolled
-up per hour and per day, which keeps the table small on a million requests a month.
+up per hour and per day, which keeps the table small on a million requests a month. So are keys and teams
+per deployment (`deployment_key`, `deployment_team`: "<deployment id>|<key or team id>"), which share a
+self-hosted deployment's GPU-hour cost; traffic logged before they existed has no such rows.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ TTFB_COLS: tuple[str, ...] = tuple(f"ttfb_{i:02d}" for i in range(N_BUCKETS))
 
 GRAIN_SECONDS = {"m": 60, "h": 3600, "d": 86400}
 MINUTE_DIMS: tuple[str, ...] = ("all", "alias", "deployment", "endpoint", "endpoint_alias", "stream")
-COARSE_DIMS: tuple[str, ...] = (*MINUTE_DIMS, "key", "user", "team", "embed_dims")
+COARSE_DIMS: tuple[str, ...] = (*MINUTE_DIMS, "key", "user", "team", "embed_dims", "deployment_key", "deployment_team")
 DIMS_BY_GRAIN = {"m": MINUTE_DIMS, "h": COARSE_DIMS, "d": COARSE_DIMS}
 
 SCALAR_COLS: tuple[str, ...] = (
@@ -150,6 +152,9 @@ def dimension_values(r: LogRecord) -> list[tuple[str, str]]:
     ]
     if r.embedding_dims:
         pairs.append(("embed_dims", str(r.embedding_dims)))
+    if r.deployment_id is not None:
+        pairs.append(("deployment_key", f"{r.deployment_id}|{_id(r.key_id)}"))
+        pairs.append(("deployment_team", f"{r.deployment_id}|{_id(r.team_id)}"))
     return pairs
 
 

@@ -75,7 +75,6 @@ def engines_status(readings_ok: int, total: int, errors: list[str]) -> SourceSta
 async def engines_loop(engine: Engine, settings: Settings, runtime: Any) -> None:
     """Scrape, store, route. `runtime` is the process's GatewayRuntime (its routes, upstream and balancer)."""
     scraper = EngineScraper(runtime.upstream)
-    was_ok: dict[int, bool] = {}
     last_downsample = 0.0
     while True:
         started = time.monotonic()
@@ -99,10 +98,10 @@ async def engines_loop(engine: Engine, settings: Settings, runtime: Any) -> None
                         ),
                     )
             await asyncio.to_thread(store.save_engines, engine, readings, at)
-            for r in readings:
-                if r.ok and not was_ok.get(r.deployment_id, False):
-                    await asyncio.to_thread(store.mark_ready, engine, r.deployment_id, at, r.models)
-                was_ok[r.deployment_id] = r.ok
+            # Every good scrape, not only the first after a failure: the container may be stored by the host
+            # loop after its engine already answered (mark_ready adds one event per observed start).
+            answering = {r.deployment_id: r.models for r in readings if r.ok}
+            await asyncio.to_thread(store.mark_ready, engine, answering, at)
             errors = [r.error for r in readings if not r.ok and r.error]
             status = engines_status(sum(r.ok for r in readings), len(readings), errors)
             await asyncio.to_thread(store.save_source, engine, status, at)

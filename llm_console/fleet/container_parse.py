@@ -156,14 +156,16 @@ class CpuSample:
 
 
 def cpu_percent(before: CpuSample | None, now: CpuSample | None) -> float | None:
-    """`docker stats`' figure: percent of one core, summed over cores; None without two samples of one run."""
+    """Percent of one core, summed over cores (`docker stats`' figure); None without two samples of one run."""
     if before is None or now is None or now.total_ns < before.total_ns:
         return None
     used = now.total_ns - before.total_ns
-    if now.system_ns and before.system_ns and now.system_ns > before.system_ns:
-        return used / (now.system_ns - before.system_ns) * now.cpus * 100.0
+    # Wall-clock time between the two reads first: podman's host counter (system_cpu_usage) under load gave
+    # 180 % for one spinning process; CPU time over wall time cannot exceed the cores actually used.
     if now.read and before.read and now.read > before.read:
         return used / ((now.read - before.read).total_seconds() * 1e9) * 100.0
+    if now.system_ns and before.system_ns and now.system_ns > before.system_ns:
+        return used / (now.system_ns - before.system_ns) * now.cpus * 100.0
     return None
 
 

@@ -8,7 +8,7 @@ averaged point per subject and 5 minutes for `fleet_retention_days`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -264,29 +264,48 @@ def downsample(engine: Engine, settings: Settings, now: datetime | None = None) 
     return folded, pruned
 
 
-def mark_ready(engine: Engine, deployment_id: int, at: datetime, models: Sequence[str]) -> int:
-    """The deployment's engine answered `/metrics` again: its running containers that started since their
-    last "ready" get one (the end of a model-loading span on the timeline). Returns how many were added."""
+START_SLACK = timedelta(seconds=5)  # an engine's start event and the container's StartedAt differ slightly
+
+
+def mark_ready(engine: Engine, models: Mapping[int, Sequence[str]], at: datetime) -> int:
+    """Engines that answered `/metrics` now (deployment id -> models served): each running container of
+    theirs whose start the fleet saw (a start event) and that has no "ready" since gets one, closing a
+    model-loading span on the timeline. Containers already running when first seen get none: their loading
+    time is unknown. Two queries whatever the fleet's size; returns how many events were added."""
+    if not models:
+        return 0
     events: list[ContainerEventInfo] = []
     with session(engine) as s:
-        rows = s.exec(
-            select(FleetContainer).where(
-                col(FleetContainer.deployment_id) == deployment_id, col(FleetContainer.status) == "running"
+        rows = [
+            r
+            for r in s.exec(
+                select(FleetContainer).where(
+                    col(FleetContainer.deployment_id).in_(list(models)), col(FleetContainer.status) == "running"
+                )
+            ).all()
+            if r.started_at is not None
+        ]
+        if not rows:
+            return 0
+        since = min(utc(r.started_at) for r in rows if r.started_at) - START_SLACK
+        seen: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+        for cid, when, action in s.exec(
+            select(FleetContainerEvent.container_id, FleetContainerEvent.at, FleetContainerEvent.action).where(
+                col(FleetContainerEvent.container_id).in_([r.id for r in rows]),
+                col(FleetContainerEvent.action).in_(("start", "restart", "ready")),
+                col(FleetContainerEvent.at) >= since,
             )
-        ).all()
-        for row in rows:
-            last_ready = s.exec(
-                select(FleetContainerEvent.at)
-                .where(col(FleetContainerEvent.container_id) == row.id, col(FleetContainerEvent.action) == "ready")
-                .order_by(col(FleetContainerEvent.at).desc())
-                .limit(1)
-            ).first()
-            started = utc(row.started_at) if row.started_at else None
-            if last_ready is not None and (started is None or utc(last_ready) >= started):
-                continue
-            took = f" after {(at - started).total_seconds():.0f} s" if started and at >= started else ""
-            detail = f"serving {', '.join(models)}{took}" if models else f"engine answering{took}"
-            events.append(ContainerEventInfo(row.id, row.name, at, "ready", detail, deployment_id))
+        ).all():
+            seen[cid].append((utc(when), action))
+    for row in rows:
+        started = utc(row.started_at) if row.started_at else at
+        mine = [(when, action) for when, action in seen.get(row.id, []) if when >= started - START_SLACK]
+        if not any(action in ("start", "restart") for _, action in mine) or any(a == "ready" for _, a in mine):
+            continue
+        served = models.get(row.deployment_id or 0) or ()
+        took = f" after {(at - started).total_seconds():.0f} s" if at >= started else ""
+        detail = f"serving {', '.join(served)}{took}" if served else f"engine answering{took}"
+        events.append(ContainerEventInfo(row.id, row.name, at, "ready", detail, row.deployment_id))
     return save_events(engine, events) if events else 0
 
 

@@ -1,4 +1,5 @@
-"""Costs & budgets: spend by model, endpoint, team, user and key; the daily trend; the month against budget."""
+"""Costs & budgets: spend by model, endpoint, team, user and key; the daily trend; the month against budget;
+self-hosted GPU-hour cost and who it is allocated to."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ from llm_console.services.costs import DIMENSIONS
 from llm_console.state.costs import CostsState
 
 COLUMNS = [("name", "Name"), ("requests", "Requests"), ("tokens", "Tokens"), ("cost", "Cost"), ("share", "Share")]
+GPU_COLUMNS = [
+    ("name", "Deployment"),
+    ("price", "Price"),
+    ("hours", "Hours up"),
+    ("basis", "Basis"),
+    ("cost", "GPU cost"),
+    ("allocated", "Allocated"),
+    ("note", "Note"),
+]
+GPU_SHARE_COLUMNS = [("name", "Name"), ("deployment", "Deployment"), ("share", "Share"), ("cost", "GPU cost")]
 TABS = {
     "alias": CostsState.by_alias,
     "endpoint": CostsState.by_endpoint,
@@ -119,6 +130,50 @@ def breakdown() -> rx.Component:
     )
 
 
+def gpu_card() -> rx.Component:
+    g = CostsState.gpu_summary
+    # Named apart from the spend breakdown's "By key" / "By team" tabs on the same page.
+    share_tabs = (("key", "GPU cost by key", CostsState.gpu_keys), ("team", "GPU cost by team", CostsState.gpu_teams))
+    return rx.card(
+        rx.vstack(
+            rx.heading("Self-hosted GPU cost", size="3", as_="h2"),
+            rx.text(g["totals"], size="4", weight="bold", id="gpu-cost-totals"),
+            rx.text(g["rule"], size="2", color=rx.color("gray", 11)),
+            rx.cond(
+                g["empty"] != "",
+                rx.text(g["empty"], size="2", color=rx.color("gray", 11)),
+                rx.vstack(
+                    rx.text(g["allocated"], size="2"),
+                    data_table(CostsState.gpu_deployments, GPU_COLUMNS, table_id="gpu-deployments"),
+                    rx.tabs.root(
+                        rx.tabs.list(*[rx.tabs.trigger(label, value=v) for v, label, _ in share_tabs]),
+                        *[
+                            rx.tabs.content(
+                                rx.box(
+                                    empty_or(
+                                        rows,
+                                        data_table(rows, GPU_SHARE_COLUMNS, table_id=f"gpu-by-{v}"),
+                                        "No traffic on priced deployments in this range.",
+                                    ),
+                                    padding_top="12px",
+                                ),
+                                value=v,
+                            )
+                            for v, _, rows in share_tabs
+                        ],
+                        default_value="key",
+                        width="100%",
+                    ),
+                    width="100%",
+                ),
+            ),
+            width="100%",
+        ),
+        width="100%",
+        id="gpu-cost",
+    )
+
+
 @console_page(routes.COSTS, "Costs & budgets", on_load=[CostsState.load])
 def costs() -> rx.Component:
     return rx.vstack(
@@ -132,6 +187,7 @@ def costs() -> rx.Component:
             chart_id="chart-daily-cost",
         ),
         breakdown(),
+        gpu_card(),
         spacing="4",
         width="100%",
     )

@@ -7,12 +7,6 @@ from llm_console.components.layout import coming_soon, console_page
 
 PLANNED: list[tuple[str, str, str, list[str]]] = [
     (
-        routes.FLEET,
-        "Fleet & GPUs",
-        "vLLM containers and GPUs next to the traffic they serve.",
-        ["Containers via the Docker API", "GPU memory and utilization via NVML", "Engine metrics: queue, KV cache"],
-    ),
-    (
         routes.ANALYTICS,
         "Analytics",
         "Langfuse-style analytics over the request log.",

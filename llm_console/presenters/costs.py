@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_console.presenters.common import count, money
-from llm_console.services.costs import DIMENSIONS, CostsData, MonthToDate
+from llm_console.services.costs import DIMENSIONS, TOP, CostsData, MonthToDate
+from llm_console.services.gpu_cost import ASSUMED, DeploymentGpuCost, GpuAllocation, GpuCostReport
 
 EXPORT_COLUMNS = ("dimension", "name", "id", "requests", "prompt_tokens", "completion_tokens", "cost_usd", "share")
 STATUS_LABEL = {"none": "No budget", "ok": "OK", "warning": "Warning", "exceeded": "Exceeded"}
@@ -23,6 +24,13 @@ class CostsView:
     forecast: dict[str, str] = field(default_factory=dict)
     export: list[dict[str, Any]] = field(default_factory=list)
     as_of: str = ""
+    gpu_summary: dict[str, str] = field(default_factory=dict)
+    gpu_deployments: list[dict[str, str]] = field(default_factory=list)
+    gpu_keys: list[dict[str, str]] = field(default_factory=list)
+    gpu_teams: list[dict[str, str]] = field(default_factory=list)
+
+
+BASIS_WORDS = {"tokens": "tokens (prompt + completion)", "busy_time": "busy time (summed request latency)"}
 
 
 def share(part: float, whole: float) -> float:
@@ -78,6 +86,73 @@ def forecast_view(m: MonthToDate) -> dict[str, str]:
     }
 
 
+def _hours(value: float) -> str:
+    return f"{value:,.1f} h"
+
+
+def _gpu_basis(d: DeploymentGpuCost) -> str:
+    if d.basis == ASSUMED or d.assumed_hours <= 0:
+        return d.basis
+    return f"{d.basis}; {_hours(d.assumed_hours)} older than the samples kept assumed always on"
+
+
+def _gpu_note(d: DeploymentGpuCost) -> str:
+    if d.idle:
+        return "idle (unallocated)"
+    if d.unallocated_usd <= 0:
+        return ""
+    if d.untracked_share > 0:
+        return f"{d.untracked_share * 100:.1f}% of its traffic predates per-key rollups (unallocated)"
+    return "no usage to share by (unallocated)"
+
+
+def _gpu_rows(rows: tuple[GpuAllocation, ...]) -> list[dict[str, str]]:
+    return [
+        {"deployment": a.deployment, "name": a.name, "share": f"{a.share * 100:.1f}%", "cost": money(a.allocated_usd)}
+        for a in rows[:TOP]
+    ]
+
+
+def gpu_summary(report: GpuCostReport | None, token_usd: float) -> dict[str, str]:
+    """The totals line beside the token-priced spend, and the allocation rule in one sentence."""
+    gpu = report.total_usd if report is not None else 0.0
+    rule = BASIS_WORDS.get(report.allocation if report is not None else "tokens", "tokens")
+    return {
+        "totals": f"token-priced spend {money(token_usd)} · GPU-hour cost {money(gpu)}",
+        "rule": (
+            "A deployment with a GPU-hour price costs that price times its hours up (from container samples,"
+            f" else assumed always on); keys and teams share it by their {rule} on it, per whole UTC hour;"
+            " a deployment nobody called stays idle (unallocated)."
+        ),
+        "allocated": (
+            f"{money(report.allocated_usd)} allocated · {money(report.unallocated_usd)} unallocated"
+            f" ({money(report.idle_usd)} idle)"
+            if report is not None
+            else ""
+        ),
+        "empty": (
+            ""
+            if report is not None and report.deployments
+            else "No deployment has a GPU-hour price: set one on a self-hosted deployment in Configuration."
+        ),
+    }
+
+
+def gpu_deployment_rows(report: GpuCostReport | None) -> list[dict[str, str]]:
+    return [
+        {
+            "name": d.name,
+            "price": f"{money(d.price_per_hour_usd)}/h",
+            "hours": _hours(d.up_hours),
+            "basis": _gpu_basis(d),
+            "cost": money(d.cost_usd),
+            "allocated": money(d.allocated_usd),
+            "note": _gpu_note(d),
+        }
+        for d in (report.deployments if report is not None else ())
+    ]
+
+
 def export_rows(data: CostsData) -> list[dict[str, Any]]:
     """The breakdown as plain values: one row per (dimension, value), what the CSV and JSON exports hold."""
     total = data.totals.cost_usd
@@ -131,4 +206,8 @@ def costs_view(data: CostsData) -> CostsView:
         forecast=forecast_view(data.month),
         export=export_rows(data),
         as_of=data.as_of.strftime("%H:%M:%S UTC"),
+        gpu_summary=gpu_summary(data.gpu, t.cost_usd),
+        gpu_deployments=gpu_deployment_rows(data.gpu),
+        gpu_keys=_gpu_rows(data.gpu.keys) if data.gpu is not None else [],
+        gpu_teams=_gpu_rows(data.gpu.teams) if data.gpu is not None else [],
     )

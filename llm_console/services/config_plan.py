@@ -29,6 +29,7 @@ from llm_console.db.models import (
 )
 from llm_console.gateway.ssrf import AllowList, SSRFError, check_url_syntax
 from llm_console.services.config_schema import ENV_PREFIX, KEYS, ConfigDocument, ConfigImportError
+from llm_console.services.deployment_admin import clean_metrics_url
 from llm_console.services.deployments import ConfigError, check_upstream_url, host_entry, never_allowlistable_host
 
 SECTIONS = {
@@ -300,9 +301,16 @@ def _check_references(doc: ConfigDocument, ops: list[Op], stored: Stored, proble
 
     providers, deployments = final("provider", "providers"), final("deployment", "deployments")
     aliases, teams = final("alias", "aliases"), final("team", "teams")
+    bases = {name: values["api_base"] for name, (_, values) in stored["provider"].items()}
+    bases |= {p.name: p.api_base for p in doc.providers or []}
     for i, dep in enumerate(doc.deployments or []):
         if dep.provider not in providers:
             problems.append(f"deployments[{i}].provider: no provider {dep.provider[:80]!r} in the document or database")
+        elif dep.settings.metrics_url and dep.provider in bases:
+            try:  # the same rule as the deployment form: never a scrape of another host
+                clean_metrics_url(dep.settings.metrics_url, bases[dep.provider])
+            except ConfigError as exc:
+                problems.append(f"deployments[{i}].settings.metrics_url: {exc}")
     for i, alias in enumerate(doc.aliases or []):
         for j, target in enumerate(alias.deployments):
             if target.deployment not in deployments:

@@ -10,12 +10,13 @@ import re
 from typing import Annotated, Any, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from llm_console.gateway.routing import STRATEGIES
 from llm_console.gateway.ssrf import AllowList, SSRFError
 from llm_console.services.catalog_info import CatalogError, validate_info
 from llm_console.services.deployments import PROVIDER_KINDS, ConfigError, validate_base_url
+from llm_console.services.routing_rules import ENGINE_FALLBACKS
 
 MAX_BYTES = 1 << 20
 MAX_NODES = 200_000
@@ -80,6 +81,11 @@ def _strategy(value: str) -> str:
     return _one_of(value, STRATEGIES)
 
 
+def _engine_fallback(value: str) -> str:
+    """Engine-aware routing's fallback when no engine sample is fresh: any strategy but engine-aware itself."""
+    return _one_of(value, ENGINE_FALLBACKS)
+
+
 def _kind(value: str) -> str:
     return _one_of(value, PROVIDER_KINDS)
 
@@ -117,6 +123,28 @@ class Options(Strict):
     anthropic_version: Annotated[str, Field(min_length=1, max_length=40)] | None = None
 
 
+def _metrics_url(value: str) -> str:
+    """Any spelling of off becomes "off"; a URL's host is checked against its provider's when the import is planned."""
+    return "off" if value.lower() == "off" else value
+
+
+def _metrics_off(value: Any) -> Any:
+    """YAML reads an unquoted `off` as false: take it as meant."""
+    return "off" if value is False else value
+
+
+class DeploymentOptions(Options):
+    """A deployment's settings: the provider's, plus its GPU-hour price and where its engine metrics are."""
+
+    gpu_hour_usd: Annotated[float, Field(ge=0, le=1_000_000), AfterValidator(_finite)] | None = None
+    metrics_url: (
+        Annotated[
+            str, BeforeValidator(_metrics_off), Field(min_length=1, max_length=1000), AfterValidator(_metrics_url)
+        ]
+        | None
+    ) = None
+
+
 class ProviderDoc(Strict):
     name: Name200
     kind: Annotated[str, AfterValidator(_kind)] = "openai"
@@ -134,7 +162,7 @@ class DeploymentDoc(Strict):
     model: Name300
     enabled: bool = True
     max_concurrency: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    settings: Options = Options()
+    settings: DeploymentOptions = DeploymentOptions()
 
 
 class TargetDoc(Strict):
@@ -148,6 +176,7 @@ class PolicyDoc(Strict):
     backoff_ms: Annotated[float, Field(ge=0, le=600_000), AfterValidator(_finite)] | None = None
     retry_after_cap_s: Annotated[float, Field(ge=0, le=3600), AfterValidator(_finite)] | None = None
     timeouts: Timeouts | None = None
+    engine_fallback: Annotated[str, AfterValidator(_engine_fallback)] | None = None
 
 
 class AliasDoc(Strict):

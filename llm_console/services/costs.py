@@ -1,5 +1,5 @@
 """Costs & budgets: spend in a range by model, endpoint, team, user and key; daily trend; month to date
-against the organisation's budget, and a forecast to the month's end.
+against the organisation's budget, and a forecast to the month's end; self-hosted GPU-hour cost beside it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from llm_console.db.queries.spend import month_start
 from llm_console.db.queries.usage import Totals
 from llm_console.db.rollups import truncate
 from llm_console.services.filters import ParsedFilters
+from llm_console.services.gpu_cost import DEFAULT_OPTIONS, GpuCostOptions, GpuCostReport, gpu_cost
 from llm_console.services.spend import budget_status
 from llm_console.services.usage import Named
 
@@ -67,6 +68,7 @@ class CostsData:
     month: MonthToDate
     directory: Directory
     as_of: datetime
+    gpu: GpuCostReport | None = None  # self-hosted deployments priced by the GPU-hour
 
 
 def _fit_mean(ys: list[float]) -> tuple[float, float]:
@@ -151,7 +153,14 @@ def month_to_date(engine: Engine, budget_usd: float, now: datetime) -> MonthToDa
     return MonthToDate(first, spent, budget_usd, status, forecast_month(daily, now))
 
 
-def load_costs(engine: Engine, parsed: ParsedFilters, budget_usd: float, now: datetime | None = None) -> CostsData:
+def load_costs(
+    engine: Engine,
+    parsed: ParsedFilters,
+    budget_usd: float,
+    now: datetime | None = None,
+    *,
+    gpu: GpuCostOptions = DEFAULT_OPTIONS,
+) -> CostsData:
     """Everything the Costs page shows, for the range in `parsed` (the month figures ignore the range)."""
     now = now or datetime.now(UTC)
     f = parsed.filters
@@ -175,4 +184,5 @@ def load_costs(engine: Engine, parsed: ParsedFilters, budget_usd: float, now: da
         month=month_to_date(engine, budget_usd, now),
         directory=directory,
         as_of=now,
+        gpu=gpu_cost(engine, f.start, f.end, options=gpu, now=now, directory=directory),
     )

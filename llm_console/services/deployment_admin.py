@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
@@ -36,6 +37,8 @@ MAX_MODEL = 300
 MAX_WEIGHT = 1000
 MAX_CONCURRENCY = 100_000
 MAX_TIMEOUT_S = 86_400.0
+MAX_GPU_HOUR_USD = 1_000_000.0
+MAX_METRICS_URL = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ class DeploymentFields:
     max_concurrency: int | None = None
     timeouts: dict[str, float] = field(default_factory=dict)
     api_version: str = ""
+    gpu_hour_usd: float | None = None  # the whole deployment's GPUs, per hour; None: not priced by the hour
+    metrics_url: str = ""  # "": <api_base root>/metrics; "off"; or a URL on the provider's host
 
     @classmethod
     def from_form(cls, form: Mapping[str, Any]) -> DeploymentFields:
@@ -72,6 +77,7 @@ class DeploymentFields:
         weight = number("weight", "weight", True)
         concurrency = number("max_concurrency", "max concurrency", True)
         timeouts = {n: v for n in TIMEOUT_FIELDS if (v := number(n, f"timeout {n}", False)) is not None}
+        gpu_hour_usd = number("gpu_hour_usd", "GPU-hour price", False)
         return cls(
             model=text("model"),
             name=text("name"),
@@ -80,6 +86,8 @@ class DeploymentFields:
             max_concurrency=None if concurrency is None else int(concurrency),
             timeouts=timeouts,
             api_version=text("api_version"),
+            gpu_hour_usd=gpu_hour_usd,
+            metrics_url=text("metrics_url"),
         )
 
 
@@ -109,6 +117,8 @@ class DeploymentView:
     aliases: tuple[tuple[str, int], ...]  # (alias, weight)
     health: HealthView
     discovered: dict[str, Any]
+    gpu_hour_usd: float | None = None
+    metrics_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +129,43 @@ class DeploymentImpact:
     orphaned_aliases: list[str]
 
 
-def _validate(fields: DeploymentFields, kind: str) -> DeploymentFields:
+def clean_metrics_url(value: str, api_base: str) -> str:
+    """Empty (scrape `<api_base root>/metrics`), "off", or an http(s) URL on the provider's own host.
+
+    Another host is refused: the engine scraper fetches whatever is saved here, so a free URL would let an
+    editor make the console call any address (an SSRF side door around the provider URL checks)."""
+    raw = value.strip()
+    if not raw:
+        return ""
+    if raw.lower() == "off":
+        return "off"
+    if len(raw) > MAX_METRICS_URL:
+        raise ConfigError(f"metrics URL must be at most {MAX_METRICS_URL} characters")
+    if any(c.isspace() or not c.isprintable() for c in raw):
+        raise ConfigError("metrics URL must not contain spaces or control characters")
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # reading it checks the port is a number in range
+    except ValueError:
+        raise ConfigError(f"metrics URL is not a valid URL: {raw[:80]!r}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            "metrics URL must be an http:// or https:// URL with a host "
+            "(leave it empty for <provider base URL>/metrics, or write off)"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("metrics URL must not carry a user name or password")
+    host = urlsplit(api_base).hostname or ""
+    if parts.hostname != host:
+        raise ConfigError(
+            f"metrics URL must be on the provider's host {host!r}, not {parts.hostname[:80]!r}: "
+            "the console only scrapes the server it already calls"
+        )
+    return raw
+
+
+def _validate(fields: DeploymentFields, provider: Provider) -> DeploymentFields:
+    kind = provider.kind
     model = clean_name(fields.model, "upstream model", MAX_MODEL)
     name = clean_name(fields.name, "deployment name") if fields.name.strip() else ""
     alias = clean_name(fields.alias, "alias", MAX_MODEL) if fields.alias.strip() else ""
@@ -136,7 +182,20 @@ def _validate(fields: DeploymentFields, kind: str) -> DeploymentFields:
     if version and kind != "azure":
         raise ConfigError("a deployment's API version applies to Azure providers only; leave it empty")
     version = clean_version(version, kind)
-    return DeploymentFields(model, name, alias, fields.weight, fields.max_concurrency, dict(fields.timeouts), version)
+    price = fields.gpu_hour_usd
+    if price is not None and not (math.isfinite(price) and 0 <= price <= MAX_GPU_HOUR_USD):
+        raise ConfigError(f"GPU-hour price must be between 0 and {MAX_GPU_HOUR_USD:,.0f} USD (empty: not priced)")
+    metrics = clean_metrics_url(fields.metrics_url, provider.api_base)
+    limits = (fields.weight, fields.max_concurrency, dict(fields.timeouts))
+    return DeploymentFields(model, name, alias, *limits, version, price, metrics)
+
+
+def gpu_hour_price(settings: Mapping[str, Any] | None) -> float | None:
+    """A deployment's stored GPU-hour price, or None when unset or unreadable (a hand-edited row)."""
+    raw = (settings or {}).get("gpu_hour_usd")
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw < 0:
+        return None
+    return float(raw)
 
 
 def _provider(s: Session, provider_id: int) -> Provider:
@@ -165,12 +224,19 @@ def _check_unique(s: Session, dep_id: int | None, provider: Provider, fields: De
         raise ConfigError(f"provider {provider.name!r} already has a deployment of {fields.model!r}: {same.name!r}")
 
 
+FORM_SETTINGS = ("timeouts", "api_version", "gpu_hour_usd", "metrics_url")
+
+
 def _apply(dep: Deployment, fields: DeploymentFields) -> None:
-    settings = {k: v for k, v in (dep.settings or {}).items() if k not in ("timeouts", "api_version")}
+    settings = {k: v for k, v in (dep.settings or {}).items() if k not in FORM_SETTINGS}
     if fields.timeouts:
         settings["timeouts"] = dict(fields.timeouts)
     if fields.api_version:
         settings["api_version"] = fields.api_version
+    if fields.gpu_hour_usd is not None:
+        settings["gpu_hour_usd"] = float(fields.gpu_hour_usd)
+    if fields.metrics_url:
+        settings["metrics_url"] = fields.metrics_url
     dep.model, dep.max_concurrency, dep.settings = fields.model, fields.max_concurrency, settings
 
 
@@ -194,7 +260,7 @@ def create_deployment(
     """Add a deployment of `fields.model` under a provider, and route `fields.alias` to it when given."""
     with session(engine) as s:
         provider = _provider(s, provider_id)
-        fields = _validate(fields, provider.kind)
+        fields = _validate(fields, provider)
         _check_unique(s, None, provider, fields)
         name = fields.name or unique_deployment_name(
             s, deployment_base_name(fields.model, provider.api_base, provider.kind)
@@ -224,7 +290,7 @@ def update_deployment(engine: Engine, deployment_id: int, fields: DeploymentFiel
     with session(engine) as s:
         dep = _get(s, deployment_id)
         provider = _provider(s, dep.provider_id)
-        fields = _validate(fields, provider.kind)
+        fields = _validate(fields, provider)
         _check_unique(s, deployment_id, provider, fields)
         before = _audit_fields(dep)
         dep.name = fields.name or dep.name
@@ -319,6 +385,8 @@ def _views(s: Session, where: Any = None) -> list[DeploymentView]:
                 aliases=tuple(sorted(routed.get(d.id, []))),
                 health=_health(health.get(d.id)),
                 discovered=dict(d.discovered or {}),
+                gpu_hour_usd=gpu_hour_price(settings),
+                metrics_url=str(settings.get("metrics_url") or ""),
             )
         )
     return out

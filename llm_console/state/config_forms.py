@@ -147,6 +147,8 @@ class DeploymentFormState(ConfigState):
             "weight": "1",
             "api_version": d.api_version,
             "max_concurrency": "" if d.max_concurrency is None else str(d.max_concurrency),
+            "gpu_hour_usd": "" if d.gpu_hour_usd is None else f"{d.gpu_hour_usd:g}",
+            "metrics_url": d.metrics_url,
             "routes": ", ".join(a for a, _ in d.aliases) or "none yet",
             **{name: f"{d.timeouts[name]:g}" if name in d.timeouts else "" for name in TIMEOUTS},
         }

@@ -13,6 +13,7 @@ from llm_console.presenters.export import rows_csv, rows_json
 from llm_console.services.context import get_context
 from llm_console.services.costs import load_costs
 from llm_console.services.filters import ParsedFilters, parse_filters
+from llm_console.services.gpu_cost import GpuCostOptions
 from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.state.dashboard import DashboardMixin
 
@@ -33,6 +34,10 @@ class CostsState(DashboardMixin, rx.State):
     budget: dict[str, str] = {}
     budget_pct: int = 0
     forecast: dict[str, str] = {}
+    gpu_summary: dict[str, str] = {}  # self-hosted GPU-hour cost: totals line and the allocation rule
+    gpu_deployments: list[dict[str, str]] = []
+    gpu_keys: list[dict[str, str]] = []
+    gpu_teams: list[dict[str, str]] = []
     _export: list[dict[str, Any]] = []
 
     def _parse(self) -> ParsedFilters:
@@ -43,7 +48,8 @@ class CostsState(DashboardMixin, rx.State):
 
     def _load(self, parsed: ParsedFilters) -> CostsView:
         context = get_context()
-        return costs_view(load_costs(context.engine, parsed, context.settings.monthly_budget_usd))
+        gpu = GpuCostOptions.from_settings(context.settings)
+        return costs_view(load_costs(context.engine, parsed, context.settings.monthly_budget_usd, gpu=gpu))
 
     def _apply(self, result: Any) -> None:
         view: CostsView = result
@@ -52,6 +58,8 @@ class CostsState(DashboardMixin, rx.State):
         self.by_alias, self.by_endpoint, self.by_team = b["alias"], b["endpoint"], b["team"]
         self.by_user, self.by_key = b["user"], b["key"]
         self.budget, self.budget_pct, self.forecast = view.budget, view.budget_pct, view.forecast
+        self.gpu_summary, self.gpu_deployments = view.gpu_summary, view.gpu_deployments
+        self.gpu_keys, self.gpu_teams = view.gpu_keys, view.gpu_teams
         self._export = view.export
 
     @rx.event

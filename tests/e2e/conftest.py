@@ -8,6 +8,7 @@ sign-on (pytest-iam's Canaille, started first); local password sign-in stays on 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import sys
@@ -20,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import cli_env, free_port, missing_service, run_cli, spawn, stop, wait_http
+from tests.fleet.podman import DockerEngine, docker_engine
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "e2e-model"
@@ -50,6 +52,8 @@ class Console:
     data_dir: Path
     log: Path
     idp: Any = None  # the pytest-iam server the console trusts for single sign-on
+    docker: DockerEngine | None = None  # the podman Docker API its fleet collector watches
+    docker_missing: str = ""  # why there is none (the fleet test skips, or fails under CI, with it)
 
 
 def oidc_client_env(iam_server: Any, port: int) -> dict[str, str]:
@@ -82,13 +86,31 @@ def oidc_client_env(iam_server: Any, port: int) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def console(tmp_path_factory: pytest.TempPathFactory, iam_server: Any) -> Iterator[Console]:
+def fleet_docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine | str]:
+    """podman's Docker Engine API for the console's fleet collector, or why it could not start: only the fleet
+    test needs it, so its absence must not skip (or, under CI, fail) every other browser test."""
+    with contextlib.ExitStack() as stack:
+        try:
+            found: DockerEngine | str = stack.enter_context(docker_engine(tmp_path_factory.mktemp("podman")))
+        except (pytest.skip.Exception, pytest.fail.Exception) as exc:
+            found = str(exc) or "podman's Docker API did not start"
+        yield found
+
+
+@pytest.fixture(scope="session")
+def console(
+    tmp_path_factory: pytest.TempPathFactory, iam_server: Any, fleet_docker: DockerEngine | str
+) -> Iterator[Console]:
     data_dir = tmp_path_factory.mktemp("console")
     sim_port, port, closed_port = free_port(), free_port(), free_port()
+    docker = fleet_docker if isinstance(fleet_docker, DockerEngine) else None
     env = cli_env(
         data_dir,
         LLMC_ADMIN_PASSWORD=ADMIN_PASSWORD,
         LLMC_LOG_FLUSH_INTERVAL_S="0.2",
+        LLMC_FLEET_INTERVAL_S="1",
+        LLMC_FLEET_ENGINE_INTERVAL_S="1",
+        LLMC_FLEET_DOCKER_URL=docker.url if docker else "unix:///nonexistent/llmc-e2e-docker.sock",
         **oidc_client_env(iam_server, port),
     )
     sim = spawn(
@@ -117,7 +139,10 @@ def console(tmp_path_factory: pytest.TempPathFactory, iam_server: Any) -> Iterat
             wait_http(f"http://127.0.0.1:{port}/ping", 600, proc)
         except (RuntimeError, TimeoutError) as exc:
             raise AssertionError(f"console did not start: {exc}\n{log.read_text()[-4000:]}") from exc
-        yield Console(f"http://localhost:{port}", minted.stdout.strip(), env, data_dir, log, iam_server)
+        missing = "" if docker else str(fleet_docker)
+        yield Console(
+            f"http://localhost:{port}", minted.stdout.strip(), env, data_dir, log, iam_server, docker, missing
+        )
     finally:
         if proc is not None:
             stop(proc, timeout_s=30)

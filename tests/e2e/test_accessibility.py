@@ -109,6 +109,33 @@ def test_the_sidebar_tells_assistive_technology_the_current_page(page: Page, con
     expect(current).to_have_attribute("href", route)
 
 
+def model_deployment_id(console: Console) -> int:
+    """The id of the deployment `MODEL` routes to, read from the console's database."""
+    from sqlalchemy import select
+
+    from llm_console.db.engine import make_engine
+    from llm_console.db.models import AliasDeployment, ModelAlias
+
+    engine = make_engine(f"sqlite:///{(console.data_dir / 'llm_console.db').as_posix()}")
+    try:
+        with engine.connect() as conn:
+            query = (
+                select(AliasDeployment.deployment_id)  # type: ignore[call-overload]
+                .join(ModelAlias, ModelAlias.id == AliasDeployment.alias_id)
+                .where(ModelAlias.alias == MODEL)
+            )
+            return int(conn.execute(query).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("route", [routes.FLEET_DEPLOYMENT, routes.FLEET_KV])
+def test_fleet_pages_off_the_sidebar_have_no_serious_violations(page: Page, console: Console, route: str) -> None:
+    query = f"?deployment={model_deployment_id(console)}" if route == routes.FLEET_DEPLOYMENT else ""
+    open_settled(page, f"{console.url}{route}{query}")
+    assert_accessible(page, f"{route}{query}")
+
+
 def test_sign_in_page_has_no_serious_violations(browser: Browser, console: Console) -> None:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     try:

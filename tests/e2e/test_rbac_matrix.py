@@ -44,6 +44,9 @@ HANDLERS: dict[str, dict[str, str]] = {
     "SpendState": dict.fromkeys(DASHBOARD, "viewer"),  # team-scoped below operator
     "LimitsState": dict.fromkeys(DASHBOARD, "viewer"),  # own usage; the organization's table from operator up
     "LimitsFormState": dict.fromkeys(("open_new", "open_edit", "close", "submit", "clear"), "admin"),
+    "FleetState": dict.fromkeys(DASHBOARD, "viewer"),  # read-only: no container actions
+    "FleetDeploymentState": dict.fromkeys(DASHBOARD, "viewer"),
+    "FleetKvState": dict.fromkeys(DASHBOARD, "viewer"),
     "LogsState": dict.fromkeys((*DASHBOARD, "open_request", "close_request", "next_page", "first_page"), "viewer"),
     "CatalogState": dict.fromkeys(("load", "search_catalog", "toggle_compare", "clear_compare"), "viewer"),
     "CatalogEditState": dict.fromkeys(("save", "refresh_metadata"), "operator"),
@@ -136,6 +139,8 @@ PAGES: dict[str, str] = {
     "config": "viewer",
     "limits": "viewer",
     "fleet": "viewer",
+    "fleet/deployment": "viewer",
+    "fleet/kv-cache": "viewer",
     "analytics": "viewer",
     "prompts": "viewer",
 }

@@ -3,6 +3,7 @@ base-image label trap), Docker's times, `docker stats`' CPU% from Docker-shaped 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -78,10 +79,12 @@ def test_cpu_percent_from_docker_precpu_and_from_an_earlier_round() -> None:
     assert cpu_percent(before, now) == pytest.approx(25.0)
     podman_empty = {"cpu_usage": {"total_usage": 0}, "cpu": 0}
     assert CpuSample.of(podman_empty, "0001-01-01T00:00:00Z") is None and cpu_percent(None, now) is None
-    # without system counters, wall-clock time between the reads: 1.5 s of CPU in 1 s is 150 %
+    # wall-clock time between the reads: 1.5 s of CPU in 1 s is 150 %
     later = CpuSample(3_000_000_000, None, 2, datetime(2026, 1, 1, 0, 0, 3, tzinfo=UTC))
     assert cpu_percent(CpuSample(1_500_000_000, None, 2, now.read if now else None), later) == pytest.approx(150.0)
     assert cpu_percent(later, now) is None  # counters went back: a new run, not a negative figure
+    # without read times, the host's CPU counter (Docker's formula)
+    assert cpu_percent(replace(before, read=None), replace(now, read=None)) == pytest.approx(25.0)  # type: ignore[arg-type]
 
 
 def event(action: str, **attributes: str) -> dict[str, object]:

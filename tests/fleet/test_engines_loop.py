@@ -22,7 +22,7 @@ from llm_console.db.migrate import upgrade
 from llm_console.db.models import AliasDeployment, Deployment, ModelAlias, Provider
 from llm_console.fleet import store
 from llm_console.fleet.collector import engines_loop
-from llm_console.fleet.types import ContainerInfo
+from llm_console.fleet.types import ContainerEventInfo, ContainerInfo
 from llm_console.gateway.balancer import Balancer
 from llm_console.gateway.routing import load_route_table
 from llm_console.gateway.ssrf import AllowList
@@ -68,6 +68,7 @@ async def test_engines_loop_scrapes_stores_routes_and_marks_ready(engine: Engine
             None, None, None, (8000,), dep_id,
         )  # fmt: skip
         store.save_containers(engine, "h", [container], started)
+        store.save_events(engine, [ContainerEventInfo("c0ffee", "vllm-sim", started, "start", "", dep_id)])
         upstream = UpstreamClient(lambda: AllowList.parse(["127.0.0.0/8"]))
         await upstream.start()
         runtime = SimpleNamespace(

@@ -98,17 +98,24 @@ def test_events_are_stored_once(engine: Engine) -> None:
     assert actions == ["start", "die"]
 
 
-def test_ready_marked_once_per_start(engine: Engine) -> None:
+def test_ready_marked_once_per_observed_start(engine: Engine) -> None:
     started = T0 - timedelta(seconds=42)
-    store.save_containers(engine, "h", [container("a", started_at=started)], T0)
-    assert store.mark_ready(engine, 1, T0, ["llama"]) == 1
-    assert store.mark_ready(engine, 1, T0 + timedelta(seconds=5), ["llama"]) == 0  # same start: already ready
+    store.save_containers(engine, "h", [container("a", started_at=started), container("old", deployment_id=1)], T0)
+    store.save_events(engine, [ContainerEventInfo("a", "vllm-a", started + timedelta(milliseconds=3), "start", "", 1)])
+    assert store.mark_ready(engine, {1: ("llama",)}, T0) == 1  # "old" was running when first seen: no start seen
+    assert store.mark_ready(engine, {1: ("llama",)}, T0 + timedelta(seconds=5)) == 0  # same start: already ready
     restarted = T0 + timedelta(minutes=1)
     store.save_containers(engine, "h", [container("a", started_at=restarted, restart_count=1)], restarted)
-    assert store.mark_ready(engine, 1, restarted + timedelta(seconds=30), ["llama"]) == 1
+    assert store.mark_ready(engine, {1: ("llama",)}, restarted + timedelta(seconds=30)) == 0  # start not seen yet
+    store.save_events(engine, [ContainerEventInfo("a", "vllm-a", restarted, "restart", "", 1)])
+    assert store.mark_ready(engine, {1: ("llama",)}, restarted + timedelta(seconds=31)) == 1
+    assert store.mark_ready(engine, {}, restarted) == 0 and store.mark_ready(engine, {2: ()}, restarted) == 0
     with session(engine) as s:
         ready = s.exec(select(FleetContainerEvent).where(FleetContainerEvent.action == "ready")).all()
-    assert sorted(e.detail for e in ready) == ["serving llama after 30 s", "serving llama after 42 s"]
+    assert sorted((e.container_id, e.detail) for e in ready) == [
+        ("a", "serving llama after 31 s"),
+        ("a", "serving llama after 42 s"),
+    ]
 
 
 def test_downsample_folds_to_five_minute_means_and_prunes(engine: Engine) -> None:

@@ -111,6 +111,19 @@ def test_round_trip_is_no_changes_and_writes_nothing(populated: Engine, box: Sec
     assert counts(populated) == before
 
 
+def test_the_engine_aware_fallback_round_trips(populated: Engine, box: SecretBox) -> None:
+    text = doc(aliases=[{"alias": "llama", "strategy": "engine_aware", "policy": {"engine_fallback": "lowest_cost"}}])
+    assert apply_import(populated, box, text, actor="t").has_changes is True
+    exported = export_config(populated)
+    llama = next(a for a in yaml.safe_load(exported)["aliases"] if a["alias"] == "llama")
+    assert (llama["strategy"], llama["policy"]) == ("engine_aware", {"engine_fallback": "lowest_cost"})
+    assert not preview_import(populated, box, exported).has_changes
+    with session(populated) as s:
+        assert s.exec(select(ModelAlias).where(ModelAlias.alias == "llama")).one().settings == {
+            "engine_fallback": "lowest_cost"
+        }
+
+
 def test_export_imports_into_an_empty_database(populated: Engine, box: SecretBox, tmp_path: Path) -> None:
     from llm_console.db.engine import make_engine
     from llm_console.db.migrate import upgrade
@@ -374,6 +387,8 @@ def test_hostile_names_are_stored_as_plain_text(engine: Engine, box: SecretBox) 
         ("version: 1\naliases: [{alias: a, deployments: [{deployment: d, weight: -1}]}]\n",
          "aliases[0].deployments[0].weight: must be >= 0"),
         ("version: 1\naliases: [{alias: a, strategy: random}]\n", "aliases[0].strategy: must be one of: weighted"),
+        ("version: 1\naliases: [{alias: a, policy: {engine_fallback: engine_aware}}]\n",
+         "aliases[0].policy.engine_fallback: must be one of: weighted, least_busy, lowest_latency, lowest_cost"),
         ("version: 1\naliases: [{alias: a, info: {sunset_date: soon}}]\n",
          "aliases[0].info.sunset_date: sunset date must be a date"),
         ("version: 1\nprices: [{model: m, input_per_mtok: .nan}]\n", "prices[0].input_per_mtok: must be"),
