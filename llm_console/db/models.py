@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-import llm_console.db.alert_tables
+import llm_console.db.alert_tables  # (registers alert_rules and alert_events)
 import llm_console.db.fleet_tables  # noqa: F401  (registers the fleet tables)
 from llm_console.db import rollups  # noqa: F401  (registers usage_rollups in the same metadata)
 

@@ -291,13 +291,18 @@ async def _emit_all(console: Console, events: list[str], cookie: str | None, sen
         wait_timeout=10,
         namespaces=[NAMESPACE],
     )
+    # The sentinel may be among `events` too: wait for its last refusal, not its first (events are handled in
+    # order, so every refusal before it is logged by then).
+    mark = f"refused event {sentinel} "
+    before = console.log.read_text(errors="replace").count(mark)
+    want = before + [*events, sentinel].count(sentinel)
     try:
         for name in [*events, sentinel]:
             router = {"pathname": "/", "query": {}, "asPath": "/"}
             await sio.emit("event", {"name": name, "payload": {}, "router_data": router}, namespace=NAMESPACE)
-        for _ in range(120):
+        for _ in range(240):
             await asyncio.sleep(0.5)
-            if f"refused event {sentinel} " in console.log.read_text(errors="replace"):
+            if console.log.read_text(errors="replace").count(mark) >= want:
                 break
         await asyncio.sleep(1.0)
     finally:
