@@ -9,7 +9,7 @@ import reflex as rx
 
 from llm_console.components.catalog import scroll_table
 from llm_console.components.charts import SERIES_COLORS, chart_card, lines
-from llm_console.components.filters import range_picker
+from llm_console.components.filters import export_buttons, range_picker
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section
 from llm_console.presenters.fleet import NO_SAMPLES, SLOTS
@@ -287,6 +287,7 @@ def toolbar(state: Any, *extra: rx.Component) -> rx.Component:
         range_picker(state, with_resolution=False),
         *extra,
         rx.spacer(),
+        export_buttons(state),
         rx.text("updated ", state.as_of, size="1", color=MUTED),
         align="center",
         width="100%",

@@ -99,6 +99,7 @@ class Deployment(SQLModel, table=True):
     enabled: bool = True
     max_concurrency: int | None = None
     # Per-deployment overrides: timeouts ({"connect_s", "first_byte_s", "idle_s", "total_s"}), api_version (Azure).
+    # Self-hosted: gpu_hour_usd (USD per hour, all its GPUs), metrics_url ("off" or a URL on the provider's host).
     settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # What the deployment's own /v1/models said about this model (e.g. vLLM's max_model_len, owned_by, root).
     discovered: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
