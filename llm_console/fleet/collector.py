@@ -95,6 +95,7 @@ async def engines_loop(engine: Engine, settings: Settings, runtime: Any) -> None
                             running=r.running or 0.0,
                             kv_cache_usage=r.kv_cache_usage or 0.0,
                             at=mono,
+                            inflight_at=runtime.balancer.state(r.deployment_id).inflight,
                         ),
                     )
             await asyncio.to_thread(store.save_engines, engine, readings, at)
@@ -148,7 +149,7 @@ class HostCollector:
             names, ports = deployment_maps(targets, self.host)
             try:
                 seen = self.containers.list(names, ports)
-                store.save_containers(self.engine, self.host, seen, at)
+                store.save_containers(self.engine, self.host, seen, at, interval_s=self.settings.fleet_interval_s)
                 since = self.events_since or at - FIRST_EVENTS_LOOKBACK
                 ids = {c.id for c in seen}
                 events = self.containers.events(since, at, ids)

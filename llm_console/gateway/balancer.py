@@ -41,6 +41,7 @@ class EngineSample:
     running: float
     kv_cache_usage: float
     at: float
+    inflight_at: int = 0  # this gateway's requests in flight to the deployment when the sample arrived
 
 
 class EngineSignals:
@@ -185,7 +186,10 @@ class Balancer:
     def _engine_rank(self, targets: list[Target]) -> list[Target] | None:
         """Engines with fresh samples first: a full KV cache last among them, then the shortest queue, then
         KV-cache headroom (in 5 % steps), then our own in-flight share, then the running batch. Deployments
-        whose sample is stale follow, least busy first. None when no deployment has a fresh sample."""
+        whose sample is stale follow, least busy first. None when no deployment has a fresh sample.
+
+        The queue counts what this gateway sent since the sample on top of what the engine reported, so the
+        engine with the shortest queue is not flooded until the next sample says so."""
         samples = {t.deployment_id: self.signals.fresh(t.deployment_id) for t in targets}
         if not any(samples.values()):
             return None
@@ -195,7 +199,8 @@ class Balancer:
             if s is None:
                 return (1, 0, 0.0, 0.0, self._load(t), 0.0)
             full = 1 if s.kv_cache_usage >= KV_FULL else 0
-            return (0, full, s.waiting, round(s.kv_cache_usage * 20) / 20, self._load(t), s.running)
+            sent_since = max(0, self.state(t.deployment_id).inflight - s.inflight_at)
+            return (0, full, s.waiting + sent_since, round(s.kv_cache_usage * 20) / 20, self._load(t), s.running)
 
         return sorted(targets, key=key)
 

@@ -183,7 +183,8 @@ class GatewayRuntime:
                 current = self.balancer.signals.fresh(dep_id)
                 at = now - age
                 if current is None or current.at < at:
-                    self.balancer.signals.update(dep_id, EngineSample(waiting, running, kv, at))
+                    inflight = self.balancer.state(dep_id).inflight
+                    self.balancer.signals.update(dep_id, EngineSample(waiting, running, kv, at, inflight))
 
     async def check_health(self, target: Target) -> bool:
         """GET the deployment's model list; any answer below 500 within the time limits counts as healthy."""

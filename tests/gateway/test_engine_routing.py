@@ -96,6 +96,29 @@ def test_a_queued_engine_gets_nothing_while_an_idle_one_is_there(bal: Balancer, 
     assert traffic(bal, Route("x", (busy, idle), "weighted"))[1] > 300
 
 
+def test_requests_sent_since_the_sample_count_as_queued_so_the_short_queue_is_not_flooded(
+    bal: Balancer, clock: FakeClock
+) -> None:
+    short, longer = target(1), target(2)
+    bal.signals.update(1, sample(clock, waiting=0))
+    bal.signals.update(2, sample(clock, waiting=3))
+    route = Route("x", (short, longer), "engine_aware")
+    held: list[Target] = []
+    for _ in range(10):  # ten concurrent requests before the next sample: none finishes
+        chosen = bal.order(route)[0]
+        bal.acquire(chosen)
+        held.append(chosen)
+    sent = Counter(t.deployment_id for t in held)
+    # 0 + 3 sent on the short queue ties with 3 waiting on the other; from then on they alternate
+    assert sent == {1: 6, 2: 4}, sent
+    # A new sample taken with those requests in flight already counts them: the gateway's own count restarts.
+    bal.signals.update(1, EngineSample(5, 1, 0.1, clock(), inflight_at=bal.state(1).inflight))
+    bal.signals.update(2, EngineSample(0, 4, 0.1, clock(), inflight_at=bal.state(2).inflight))
+    assert bal.order(route)[0].deployment_id == 2
+    for t in held:
+        bal.release(t, ok=True)
+
+
 def test_equal_queues_leave_it_to_kv_cache_headroom(bal: Balancer, clock: FakeClock) -> None:
     a, b, c = target(1), target(2), target(3)
     bal.signals.update(1, sample(clock, waiting=2, kv=0.70))
