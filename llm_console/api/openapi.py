@@ -173,6 +173,9 @@ SCHEMAS: dict[str, Any] = {
             "client_ip": STR,
             "embedding_dims": _nullable(INT),
             "spans": _list(_obj(_SPAN)),
+            "served_by": _nullable(
+                _obj({"container_id": STR, "container_name": STR, "image": STR, "host": STR, "gpus": _list(STR)})
+            ),
         }
     ),
 }

@@ -15,6 +15,7 @@ from llm_console.api.shapes import detail_json, row_json
 from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.logs import Page, RequestDetail, decode_cursor, list_requests
 from llm_console.db.queries.names import Directory
+from llm_console.fleet.serving import ServedBy, served_by
 from llm_console.gateway.errors import bad_request
 from llm_console.services.logs_page import scoped, visible_request
 from llm_console.services.scope import Scope, visible_directory
@@ -48,8 +49,12 @@ async def list_page(api: Api, request: Request, principal: Principal) -> Respons
     return json_response({"data": [row_json(r, names) for r in page.rows], "next_cursor": page.next_cursor})
 
 
-def _detail(engine: Engine, request_id: str, scope: Scope | None) -> tuple[RequestDetail | None, Directory]:
-    return visible_request(engine, request_id, scope), visible_directory(engine, scope)
+def _detail(
+    engine: Engine, request_id: str, scope: Scope | None
+) -> tuple[RequestDetail | None, Directory, ServedBy | None]:
+    found = visible_request(engine, request_id, scope)
+    served = served_by(engine, found.row.deployment_id, found.row.created_at) if found else None
+    return found, visible_directory(engine, scope), served
 
 
 async def detail(api: Api, request: Request, principal: Principal) -> Response:
@@ -58,7 +63,7 @@ async def detail(api: Api, request: Request, principal: Principal) -> Response:
     request_id = str(request.path_params.get("request_id", ""))
     if not REQUEST_ID.fullmatch(request_id):
         raise not_found("No request with this id.")
-    found, names = await api.db(_detail, request_id, principal.scope)
+    found, names, served = await api.db(_detail, request_id, principal.scope)
     if found is None:
         raise not_found("No request with this id.")
-    return json_response(detail_json(found, names))
+    return json_response(detail_json(found, names, served))

@@ -11,6 +11,7 @@ from llm_console.db.queries.logs import LIST_COLUMNS, RequestDetail, RequestRow
 from llm_console.db.queries.names import Directory
 from llm_console.db.queries.spend import Spend
 from llm_console.db.queries.usage import Totals
+from llm_console.fleet.serving import ServedBy
 
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 NAME_FIELDS = (("deployment_name", "deployment"), ("key_name", "key"), ("user_name", "user"), ("team_name", "team"))
@@ -69,7 +70,8 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def detail_json(d: RequestDetail, names: Directory) -> dict[str, Any]:
+def detail_json(d: RequestDetail, names: Directory, served: ServedBy | None = None) -> dict[str, Any]:
+    """The request with bodies and spans, and the container and GPUs that served its deployment (or null)."""
     return {
         "request": row_json(d.row, names),
         "request_body": scrub_text(d.request_body),
@@ -87,6 +89,17 @@ def detail_json(d: RequestDetail, names: Directory) -> dict[str, Any]:
             }
             for s in d.spans
         ],
+        "served_by": (
+            {
+                "container_id": served.container_id,
+                "container_name": served.container_name,
+                "image": served.image,
+                "host": served.host,
+                "gpus": list(served.gpus),
+            }
+            if served
+            else None
+        ),
     }
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 
+from llm_console.fleet import store
+from llm_console.fleet.types import ContainerInfo, GpuInfo, GpuProcess
 from tests.api.conftest import WINDOW, Client, World, assert_error
 
 
@@ -83,6 +86,30 @@ async def test_detail_with_bodies_and_spans(api: Client, world: World) -> None:
     assert (error["error_message"], error["request"]["error_type"]) == ("connect failed", "upstream_unavailable")
     embed = await api.ok(f"requests/{world.rid('r5')}")
     assert (embed["embedding_dims"], embed["request_body"], embed["spans"]) == (768, None, [])
+
+
+async def test_detail_names_the_container_and_gpus_behind_its_deployment(api: Client, world: World) -> None:
+    r1 = world.records["r1"]
+    assert (await api.ok(f"requests/{world.rid('r1')}"))["served_by"] is None  # no fleet data: null, not a guess
+    seen = r1.created_at - timedelta(hours=1)
+    cont = ContainerInfo(
+        "f" * 64, "vllm-gpt-a", "vllm/vllm-openai:v0.8.5", "v0.8.5", "gpt", "running", "", seen, None, 0, None,
+        None, None, None, (8000,), r1.deployment_id,
+    )  # fmt: skip
+    proc = GpuProcess(pid=7, used_bytes=1 << 30, container_id=cont.id, deployment_id=r1.deployment_id)
+    gpu = GpuInfo("GPU-1", 3, "NVIDIA L4", 1 << 30, 24 << 30, 10.0, 5.0, 40.0, 30.0, 72.0, "550", "12.4", (proc,))
+    store.save_containers(world.engine, "node-7", [cont], seen)
+    store.save_gpus(world.engine, "node-7", [gpu], seen)
+    store.save_container_gpus(world.engine, [gpu])
+    served = (await api.ok(f"requests/{world.rid('r1')}"))["served_by"]
+    assert served == {
+        "container_id": cont.id,
+        "container_name": "vllm-gpt-a",
+        "image": "vllm/vllm-openai:v0.8.5",
+        "host": "node-7",
+        "gpus": ["GPU 3 · NVIDIA L4 (node-7)"],
+    }
+    assert (await api.ok(f"requests/{world.rid('r3')}"))["served_by"] is None  # another deployment
 
 
 async def test_detail_never_shows_a_key_or_authorization(api: Client, world: World) -> None:
