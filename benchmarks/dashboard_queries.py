@@ -31,27 +31,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file: m
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Engine
 
+from benchmarks.fleet_seed import PRICED, seed_fleet
 from llm_console.db.engine import make_engine
 from llm_console.db.migrate import upgrade
-from llm_console.db.models import RequestLog
+from llm_console.db.models import Deployment, RequestLog
 from llm_console.db.queries import logs, usage
 from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.names import load_directory
 from llm_console.db.queries.spend import spend_by_entity
 from llm_console.demo.seed import seed
+from llm_console.fleet.queries import deployment_fleet, fleet_overview, kv_cache, memory_trend
 from llm_console.gateway.runtime import tune_gc
+from llm_console.presenters.fleet import fleet_view
 from llm_console.services import usage as overview
 from llm_console.services.costs import load_costs
 from llm_console.services.embeddings import load_embeddings
 from llm_console.services.filters import ParsedFilters, parse_filters
+from llm_console.services.gpu_cost import GpuCostOptions, gpu_cost
+from llm_console.services.gpu_usage import UsageCache
 from llm_console.services.logs_page import load_logs
 from llm_console.services.performance import load_usage
 from llm_console.services.spend import load_spend, parse_spend_query
+from llm_console.settings import Settings
 
 DASHBOARD_MS = 150.0  # the issue: Overview and Usage queries, P95
 LOGS_MS = 100.0  # the issue: a logs page with one or two filters, P95
 EXPORT_MARKS = (10_000, 50_000, 100_000)
 DAYS = 30
+HOUR = timedelta(hours=1)
 SEED = 0
 R = RequestLog.__table__  # type: ignore[attr-defined]
 
@@ -102,7 +109,7 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return out
 
 
-def pages(engine: Engine, now: datetime) -> list[Query]:
+def pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
     """What each page asks, with the arguments its service passes (ids picked from the seeded data)."""
     day, week, month = now - timedelta(hours=24), now - timedelta(days=7), now - timedelta(days=DAYS)
     end = overview.truncate(now, "m") + timedelta(minutes=1)
@@ -130,6 +137,7 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
     first = logs.list_requests(engine, filters()).rows
     request_id = first[len(first) // 2].id
     cost_grain = usage.choose_grain(month, now, "user")
+    gpu_cache = UsageCache()  # the console process's, kept between refreshes (ConsoleContext.gpu_usage)
     embed_grain = usage.choose_grain(week, now, "embed_dims")
     o, u, lg, c = "Overview", "Usage", "Logs", "Costs"
     pages = [
@@ -156,7 +164,7 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
         Query(
             c,
             "load_costs 30d (whole page)",
-            lambda: load_costs(engine, parsed_filters(range="30d"), 1000.0, now),
+            lambda: load_costs(engine, parsed_filters(range="30d"), 1000.0, now, gpu_cache=gpu_cache),
             DASHBOARD_MS,
         ),
         Query(
@@ -212,7 +220,55 @@ def pages(engine: Engine, now: datetime) -> list[Query]:
         Query("Embeddings", "breakdown endpoint_alias 7d", lambda: usage.breakdown(engine, week, now,
               "endpoint_alias", order_by="requests", limit=200, grain=embed_grain), DASHBOARD_MS),
     ]  # fmt: skip
-    return qs + pages + raw_scans(engine, now)
+    return qs + pages + fleet_pages(engine, now, repeat) + raw_scans(engine, now)
+
+
+def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
+    """The Fleet pages as their states ask (the last hour unless the URL says otherwise), and the Costs page's
+    GPU-hour cost over 30 days as `load_costs` computes it on every refresh."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]  # the defaults, as a fresh install runs
+    stale_s, gpu = settings.fleet_engine_stale_s, GpuCostOptions.from_settings(settings)
+    with engine.connect() as conn:
+        dep_id = conn.execute(select(Deployment.id).where(Deployment.name == next(iter(PRICED)))).scalar_one()  # type: ignore[call-overload,arg-type]
+
+    def span(name: str) -> tuple[datetime, datetime]:
+        f = parse_filters({"range": name}, now).filters
+        assert f.start is not None and f.end is not None
+        return f.start, f.end
+
+    h1, d1, w1, m1 = span("1h"), span("24h"), span("7d"), span("30d")
+    cache = UsageCache()
+
+    def primed() -> UsageCache:
+        """A cache as the previous hour's refreshes left it: the whole days are in it, the hours are not."""
+        kept = UsageCache()
+        gpu_cost(engine, m1[0] - HOUR, m1[1] - HOUR, options=gpu, now=now - HOUR, cache=kept)
+        return kept
+
+    an_hour_ago: list[UsageCache] = []
+
+    def first_in_an_hour() -> object:
+        if not an_hour_ago:  # made in the warm-up run, which is not timed
+            an_hour_ago.extend(primed() for _ in range(repeat + 1))
+        return gpu_cost(engine, *m1, options=gpu, now=now, cache=an_hour_ago.pop())
+
+    fl, dp, kv = "Fleet", "Deployment", "KV cache"
+    return [
+        Query(fl, "fleet page 1h (overview+trend+view)", lambda: fleet_view(
+              fleet_overview(engine, now, stale_s=stale_s), memory_trend(engine, *h1)), DASHBOARD_MS),
+        Query(fl, "fleet_overview", lambda: fleet_overview(engine, now, stale_s=stale_s), DASHBOARD_MS),
+        *[Query(fl, f"memory_trend {n}", lambda r=r: memory_trend(engine, *r), DASHBOARD_MS)  # type: ignore[misc]
+          for n, r in (("1h", h1), ("24h", d1), ("7d", w1))],
+        *[Query(dp, f"deployment_fleet {n}", lambda r=r: deployment_fleet(engine, dep_id, *r, now=now,  # type: ignore[misc]
+                stale_s=stale_s), DASHBOARD_MS) for n, r in (("1h", h1), ("24h", d1))],
+        *[Query(kv, f"kv_cache {n}", lambda r=r: kv_cache(engine, *r, now=now, stale_s=stale_s),  # type: ignore[misc]
+                DASHBOARD_MS) for n, r in (("1h", h1), ("24h", d1))],
+        Query("Costs", "gpu_cost 30d (a refresh)", lambda: gpu_cost(engine, *m1, options=gpu, now=now, cache=cache),
+              DASHBOARD_MS),
+        Query("Costs", "gpu_cost 30d (first in an hour)", first_in_an_hour, DASHBOARD_MS),
+        Query("Costs", "gpu_cost 30d (first in a day)", lambda: gpu_cost(engine, *m1, options=gpu, now=now),
+              DASHBOARD_MS),
+    ]  # fmt: skip
 
 
 def raw_scans(engine: Engine, now: datetime) -> list[Query]:
@@ -326,7 +382,7 @@ def seeded_sqlite(data_dir: Path, count: int, reuse: bool) -> tuple[Engine, date
     url = f"sqlite:///{db}"
     if reuse and db.exists() and meta.exists():
         info = json.loads(meta.read_text())
-        if info.get("count") == count and info.get("days") == DAYS and info.get("seed") == SEED:
+        if info.get("count") == count and info.get("days") == DAYS and info.get("seed") == SEED and info.get("fleet"):
             print(f"  reusing {db} (seeded {info['end']})", file=sys.stderr)
             return make_engine(url), datetime.fromisoformat(info["end"]), None
     for path in data_dir.glob(f"dashboard-{count}.*"):
@@ -335,7 +391,10 @@ def seeded_sqlite(data_dir: Path, count: int, reuse: bool) -> tuple[Engine, date
     engine = make_engine(url)
     summary = seed(engine, count=count, days=DAYS, seed=SEED, progress=_progress("SQLite"))
     print(f"\n  {summary.line()}", file=sys.stderr)
-    meta.write_text(json.dumps({"count": count, "days": DAYS, "seed": SEED, "end": summary.end.isoformat()}))
+    print(f"  {seed_fleet(engine, summary.end, SEED).line()}", file=sys.stderr)
+    meta.write_text(
+        json.dumps({"count": count, "days": DAYS, "seed": SEED, "fleet": 1, "end": summary.end.isoformat()})
+    )
     return engine, summary.end, summary.seconds
 
 
@@ -360,6 +419,7 @@ def seeded_postgres(admin_url: str, count: int) -> Iterator[tuple[Engine, dateti
         engine = make_engine(url)
         summary = seed(engine, count=count, days=DAYS, seed=SEED, progress=_progress("PostgreSQL"))
         print(f"\n  {summary.line()}", file=sys.stderr)
+        print(f"  {seed_fleet(engine, summary.end, SEED).line()}", file=sys.stderr)
         with psycopg.connect(url, autocommit=True) as conn:  # what autovacuum does as a month of rows arrives
             conn.execute("VACUUM ANALYZE")
         yield engine, summary.end, summary.seconds
@@ -389,11 +449,15 @@ def console_gc(enabled: bool) -> Iterator[None]:
 def measure(db: str, engine: Engine, now: datetime, count: int, seed_s: float | None, args: Any) -> DbRun:
     run = DbRun(db, count, seed_s)
     with console_gc(not args.default_gc):
-        for q in pages(engine, now):
+        wanted = {p.strip().lower() for p in args.pages.split(",")} if args.pages else None
+        for q in pages(engine, now, args.repeat):
+            if wanted is not None and q.page.lower() not in wanted:
+                continue
             print(f"\r  {db}: {q.page} / {q.name}".ljust(80), end="", file=sys.stderr, flush=True)
             run.timings.append(Timing(q.page, q.name, db, timed(q.run, args.repeat), q.target_ms, q.baseline))
     print(f"\r  {db}: export of {args.export_rows:,} rows".ljust(80), file=sys.stderr, flush=True)
-    run.export = export(engine, now, args.export_rows)
+    if not args.pages:
+        run.export = export(engine, now, args.export_rows)
     engine.dispose()
     return run
 
@@ -410,18 +474,20 @@ def render(runs: list[DbRun], repeat: int) -> list[str]:
             lines.append(
                 f"{t.page:<11} {t.name:<38} {t.db:<10} {t.p(0.5):>8.2f} {t.p(0.95):>8.2f} {target:>7}  {verdict}"
             )
-    lines += ["", f"Baseline, same run ({repeat} runs each): rollups and keyset pages vs. scans of `requests`"]
-    lines.append(f"{'figure':<38} {'db':<10} {'ours P50':>9} {'raw P50':>9} {'raw P95':>9} {'speed-up':>9}")
-    for run in runs:
-        ours = {t.name: t for t in run.timings if not t.baseline}
-        for t in (t for t in run.timings if t.baseline):
-            mine = ours[t.baseline]
-            lines.append(
-                f"{t.name:<38} {run.db:<10} {mine.p(0.5):>9.2f} {t.p(0.5):>9.2f} {t.p(0.95):>9.2f} "
-                f"{t.p(0.5) / mine.p(0.5):>8.0f}x"
-            )
-    lines += ["", "Export: iter_requests -> csv.writer -> a null sink (memory traced in a second pass)"]
-    for run in runs:
+    pairs = [(run.db, t, {x.name: x for x in run.timings}[t.baseline]) for run in runs for t in run.timings
+             if t.baseline in {x.name for x in run.timings if not x.baseline}]  # fmt: skip
+    if pairs:
+        lines += ["", f"Baseline, same run ({repeat} runs each): rollups and keyset pages vs. scans of `requests`"]
+        lines.append(f"{'figure':<38} {'db':<10} {'ours P50':>9} {'raw P50':>9} {'raw P95':>9} {'speed-up':>9}")
+    for db, t, mine in pairs:
+        lines.append(
+            f"{t.name:<38} {db:<10} {mine.p(0.5):>9.2f} {t.p(0.5):>9.2f} {t.p(0.95):>9.2f} "
+            f"{t.p(0.5) / mine.p(0.5):>8.0f}x"
+        )
+    exported = [run for run in runs if run.export]
+    if exported:
+        lines += ["", "Export: iter_requests -> csv.writer -> a null sink (memory traced in a second pass)"]
+    for run in exported:
         e = run.export
         marks = ", ".join(f"{n // 1000}k rows: peak {p:.1f} MiB (now {c:.1f})" for n, c, p in e["marks"])
         lines.append(
@@ -445,6 +511,7 @@ def main() -> int:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--export-rows", type=int, default=100_000)
+    parser.add_argument("--pages", help="time only these pages, comma-separated (e.g. Fleet,Costs); no export")
     parser.add_argument("--json", type=Path, help="write every sample here")
     parser.add_argument(
         "--default-gc", action="store_true", help="time with Python's default GC, not the console's (LLMC_GC_FREEZE)"

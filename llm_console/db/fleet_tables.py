@@ -127,12 +127,14 @@ class FleetEngine(SQLModel, table=True):
 
 
 class FleetSample(SQLModel, table=True):
-    """One point of a fleet series: raw (`bucket_s` 0) or a 5-minute average (`bucket_s` 300)."""
+    """One point of a fleet series: raw (`bucket_s` 0), or the average of a 5-minute (300) or hour (3600) bucket.
+
+    Averages are made as soon as their bucket is complete, so for recent times a series exists at every tier;
+    a reader picks one tier per stretch of time (see `fleet.series`)."""
 
     __tablename__ = "fleet_samples"
     __table_args__ = (
-        Index("ix_fleet_samples_subject_at", "kind", "subject", "at"),
-        Index("ix_fleet_samples_dep_at", "deployment_id", "at"),
+        Index("ix_fleet_samples_subject_at", "kind", "subject", "bucket_s", "at"),
         Index("ix_fleet_samples_bucket_at", "bucket_s", "at"),
     )
 
@@ -143,3 +145,18 @@ class FleetSample(SQLModel, table=True):
     at: datetime = _ts()
     bucket_s: int = 0
     values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class FleetUptime(SQLModel, table=True):
+    """Seconds of one UTC hour during which any container of a deployment was running (GPU-hour cost).
+
+    Written by `store.save_containers` each round: the time since the previous round, at most twice the
+    interval, for every deployment that had a running container then. `up_to_s` is the end of the latest
+    second counted, from the hour's start, so rounds of several hosts overlapping in time count once."""
+
+    __tablename__ = "fleet_uptime"
+
+    deployment_id: int = Field(primary_key=True)
+    hour: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    up_s: float = 0.0
+    up_to_s: float = 0.0

@@ -26,7 +26,7 @@ from llm_console.db.fleet_tables import (
 )
 from llm_console.db.models import AliasDeployment, Deployment, ModelAlias, Provider
 from llm_console.db.queries.filters import utc
-from llm_console.fleet.series import Point, bin_seconds, number_or_none
+from llm_console.fleet.series import TIERS, Point, bin_seconds, number_or_none
 from llm_console.fleet.series import series as series_of
 from llm_console.fleet.timeline import TimelineEntry, loading_timeline, pending_starts
 
@@ -39,6 +39,7 @@ MAX_PENDING = 20  # loads under way looked up per deployment page
 REMOVED_WINDOW = timedelta(hours=1)  # removed containers stay on the overview this long, marked
 LOADING_LOOKBACK = timedelta(hours=1)  # events read before the range, so a load that ends in it has its start
 DEFAULT_STALE_S = 20.0
+BUCKET_S = TIERS[-1]
 GPU_KEYS = ("memory_used_bytes", "memory_total_bytes")
 ENGINE_KEYS = (
     "running",
@@ -451,17 +452,17 @@ def memory_trend(engine: Engine, start: datetime, end: datetime, max_points: int
 
 def _first_answers(conn: Connection, deployment_id: int, starts: Mapping[str, datetime]) -> dict[str, datetime]:
     """Per container, the first good scrape of the deployment's engine after its start (one query; the
-    collector stores engine samples for good scrapes only)."""
+    collector stores engine samples for good scrapes only): a raw sample's time, or where raw samples are
+    gone, the start of the first 5-minute average after it."""
     chosen = sorted(starts.items())[:MAX_PENDING]
     if not chosen:
         return {}
-    firsts = [
-        select(func.min(S.c.at))
-        .where(S.c.kind == "engine", S.c.subject == str(deployment_id), S.c.at > at)
-        .scalar_subquery()
-        .label(f"a{i}")
-        for i, (_, at) in enumerate(chosen)
-    ]
+
+    def first(bucket_s: int, after: datetime) -> Any:
+        subject = (S.c.kind == "engine", S.c.subject == str(deployment_id), S.c.bucket_s == bucket_s)
+        return select(func.min(S.c.at)).where(*subject, S.c.at > after).scalar_subquery()
+
+    firsts = [func.coalesce(first(0, at), first(BUCKET_S, at)).label(f"a{i}") for i, (_, at) in enumerate(chosen)]
     row = conn.execute(select(*firsts)).one()
     return {cid: utc(value) for (cid, _), value in zip(chosen, row, strict=True) if value is not None}
 

@@ -1,8 +1,10 @@
-"""Writing what the fleet collectors read, folding old samples into 5-minute averages, and pruning.
+"""Writing what the fleet collectors read, averaging samples into 5-minute and hour points, and pruning.
 
 One writer per source (the collectors run under leader locks), so the "last seen" tables are plain
-upserts by primary key. Series go to `fleet_samples`: raw points for `fleet_raw_retention_hours`, then one
-averaged point per subject and 5 minutes for `fleet_retention_days`.
+upserts by primary key. Series go to `fleet_samples`: raw points for `fleet_raw_retention_hours`, and one
+averaged point per subject and 5 minutes, and per subject and hour, for `fleet_retention_days`. Averages
+are made as soon as their bucket is complete, so long ranges never read raw points (see `fleet.series`).
+The container rounds also keep each deployment's hours up (`fleet.uptime`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, func, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -27,12 +29,17 @@ from llm_console.db.fleet_tables import (
     FleetGpu,
     FleetSample,
     FleetSource,
+    FleetUptime,
 )
 from llm_console.db.queries.filters import utc
+from llm_console.fleet import uptime
+from llm_console.fleet.series import number_or_none
 from llm_console.fleet.types import ContainerEventInfo, ContainerInfo, EngineReading, GpuInfo, SourceStatus
 from llm_console.settings import Settings
 
 BUCKET_S = 300
+HOUR_S = 3600
+FOLD_MARGIN = timedelta(seconds=60)  # a round's samples are stored within this after their time
 
 
 def save_source(engine: Engine, status: SourceStatus, at: datetime) -> None:
@@ -58,11 +65,17 @@ def _samples(kind: str, rows: Iterable[tuple[str, int | None, dict[str, Any]]], 
     ]
 
 
-def save_containers(engine: Engine, host: str, containers: Sequence[ContainerInfo], at: datetime) -> None:
-    """Upsert what was seen on `host`; containers of that host no longer listed are marked removed."""
+def save_containers(
+    engine: Engine, host: str, containers: Sequence[ContainerInfo], at: datetime, *, interval_s: float = 10.0
+) -> None:
+    """Upsert what was seen on `host`; containers of that host no longer listed are marked removed. The
+    deployments that had a running container at the previous round are counted up until now (`uptime`);
+    `interval_s` is the collector's (LLMC_FLEET_INTERVAL_S)."""
     seen = {c.id for c in containers}
     with session(engine) as s:
         known = {row.id: row for row in s.exec(select(FleetContainer).where(FleetContainer.host == host)).all()}
+        spans = uptime.up_spans(known.values(), at, interval_s)
+        uptime.record(s.connection(), spans, {c.deployment_id for c in containers if c.deployment_id}, at)
         for c in containers:
             row = known.get(c.id) or FleetContainer(id=c.id, host=host, first_seen=at)
             row.name, row.image, row.version, row.model = c.name, c.image, c.version, c.model
@@ -200,54 +213,78 @@ def save_engines(engine: Engine, readings: Sequence[EngineReading], at: datetime
         s.commit()
 
 
-def _mean(values: list[Any]) -> float | None:
-    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    return sum(nums) / len(nums) if nums else None
+def _floor(at: datetime, seconds: int) -> datetime:
+    """The start of the epoch-aligned bucket of `seconds` holding `at` (hours and 5 minutes align to UTC)."""
+    at = utc(at)
+    return at - timedelta(seconds=at.timestamp() % seconds)
+
+
+def _average(items: list[tuple[dict[str, Any], float]]) -> dict[str, Any]:
+    """Per value, the mean over the points that have it, each weighing the raw points it stands for;
+    `n`: how many raw points in all."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for values, weight in items:
+        for name, value in values.items():
+            v = number_or_none(value)
+            if name != "n" and v is not None:
+                sums[name][0] += v * weight
+                sums[name][1] += weight
+    out: dict[str, Any] = {name: None for values, _ in items for name in values if name != "n"}
+    out.update({name: total / weight for name, (total, weight) in sums.items() if weight > 0})
+    out = {name: out[name] for name in sorted(out)}
+    n = sum(weight for _, weight in items)
+    out["n"] = int(n) if float(n).is_integer() else n
+    return out
+
+
+def _fold(s: Any, source: int, target: int, until: datetime, window: timedelta) -> int:
+    """Average every `target` bucket of `source` points that is complete by `until` and not averaged yet (the
+    latest `target` point marks how far that went), one window at a time; returns the source points read."""
+    t = FleetSample.__table__  # type: ignore[attr-defined]
+    last = s.execute(sa_select(func.max(t.c.at)).where(t.c.bucket_s == target)).scalar()
+    if last is None:
+        last = s.execute(sa_select(func.min(t.c.at)).where(t.c.bucket_s == source)).scalar()
+        lo = None if last is None else _floor(last, target)
+    else:
+        lo = utc(last) + timedelta(seconds=target)
+    read = 0
+    while lo is not None and lo < until:
+        hi = min(until, lo + window)
+        rows = s.execute(
+            sa_select(t.c.kind, t.c.subject, t.c.deployment_id, t.c.at, t.c["values"]).where(
+                t.c.bucket_s == source, t.c.at >= lo, t.c.at < hi
+            )
+        ).all()
+        groups: dict[tuple[str, str, int | None, datetime], list[tuple[dict[str, Any], float]]] = defaultdict(list)
+        for kind, subject, dep, at, values in rows:
+            values = values if isinstance(values, dict) else {}
+            weight = (number_or_none(values.get("n")) or 1.0) if source else 1.0
+            groups[(kind, subject, dep, _floor(at, target))].append((values, weight))
+        points = [
+            {"kind": kind, "subject": subject, "deployment_id": dep, "at": start, "bucket_s": target,
+             "values": _average(items)}
+            for (kind, subject, dep, start), items in sorted(groups.items(), key=lambda kv: kv[0][3])
+        ]  # fmt: skip
+        if points:
+            s.execute(insert(FleetSample), points)
+        read += len(rows)
+        lo = hi
+    return read
 
 
 def downsample(engine: Engine, settings: Settings, now: datetime | None = None) -> tuple[int, int]:
-    """Fold raw samples older than the raw retention into 5-minute averages, and prune what is past the
-    fleet retention (samples and container events). Returns (raw points folded, rows pruned)."""
+    """Average raw samples into 5-minute points and those into hour points, each bucket once it is complete;
+    drop raw samples past the raw retention (once averaged) and prune what is past the fleet retention
+    (averages, container events, removed containers) and hours up past the rollup retention.
+    Returns (raw points averaged, rows pruned)."""
     now = utc(now or datetime.now(UTC))
-    raw_cut = now - timedelta(hours=settings.fleet_raw_retention_hours)
-    raw_cut = raw_cut.replace(second=0, microsecond=0) - timedelta(minutes=raw_cut.minute % (BUCKET_S // 60))
+    until = _floor(now - FOLD_MARGIN, BUCKET_S)
+    raw_cut = min(_floor(now - timedelta(hours=settings.fleet_raw_retention_hours), BUCKET_S), until)
     keep_cut = now - timedelta(days=settings.fleet_retention_days)
-    folded = pruned = 0
+    pruned = 0
     with session(engine) as s:
-        rows = s.execute(
-            sa_select(
-                col(FleetSample.kind),
-                col(FleetSample.subject),
-                col(FleetSample.deployment_id),
-                col(FleetSample.at),
-                col(FleetSample.values),
-            )
-            .where(col(FleetSample.bucket_s) == 0, col(FleetSample.at) < raw_cut)
-            .order_by(col(FleetSample.at))
-        ).all()
-        groups: dict[tuple[str, str, int | None, datetime], list[dict[str, Any]]] = defaultdict(list)
-        for kind, subject, dep, at, values in rows:
-            at = utc(at)
-            start = at - timedelta(seconds=(at.minute * 60 + at.second) % BUCKET_S, microseconds=at.microsecond)
-            groups[(kind, subject, dep, start)].append(values or {})
-        points = []
-        for (kind, subject, dep, start), items in groups.items():
-            names = {name for item in items for name in item}
-            values = {name: _mean([item.get(name) for item in items]) for name in sorted(names)}
-            values["n"] = len(items)
-            points.append(
-                {
-                    "kind": kind,
-                    "subject": subject,
-                    "deployment_id": dep,
-                    "at": start,
-                    "bucket_s": BUCKET_S,
-                    "values": values,
-                }
-            )
-        if points:
-            s.execute(insert(FleetSample), points)
-        folded = len(rows)
+        folded = _fold(s, 0, BUCKET_S, until, timedelta(hours=1))
+        _fold(s, BUCKET_S, HOUR_S, _floor(until, HOUR_S), timedelta(days=1))
         s.execute(delete(FleetSample).where(col(FleetSample.bucket_s) == 0, col(FleetSample.at) < raw_cut))
         res = s.execute(delete(FleetSample).where(col(FleetSample.at) < keep_cut))
         pruned += res.rowcount or 0  # type: ignore[attr-defined]
@@ -259,6 +296,9 @@ def downsample(engine: Engine, settings: Settings, now: datetime | None = None) 
                 col(FleetContainer.removed_at) < keep_cut,
             )
         )
+        pruned += res.rowcount or 0  # type: ignore[attr-defined]
+        uptime_cut = uptime.hour_of(now - timedelta(days=settings.retention_rollup_days))
+        res = s.execute(delete(FleetUptime).where(col(FleetUptime.hour) < uptime_cut))
         pruned += res.rowcount or 0  # type: ignore[attr-defined]
         s.commit()
     return folded, pruned

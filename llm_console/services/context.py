@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sqlalchemy.engine import Engine
 
 from llm_console.gateway.runtime import GatewayRuntime
+from llm_console.services.gpu_usage import UsageCache
 from llm_console.services.sessions import SessionCache
 from llm_console.settings import Settings, get_settings
 
@@ -17,6 +18,7 @@ class ConsoleContext:
     settings: Settings
     runtime: GatewayRuntime
     sessions: SessionCache
+    gpu_usage: UsageCache = field(default_factory=UsageCache)  # the Costs page's GPU-cost shares, past hours
 
     @property
     def engine(self) -> Engine:

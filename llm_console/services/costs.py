@@ -20,6 +20,7 @@ from llm_console.db.queries.usage import Totals
 from llm_console.db.rollups import truncate
 from llm_console.services.filters import ParsedFilters
 from llm_console.services.gpu_cost import DEFAULT_OPTIONS, GpuCostOptions, GpuCostReport, gpu_cost
+from llm_console.services.gpu_usage import UsageCache
 from llm_console.services.spend import budget_status
 from llm_console.services.usage import Named
 
@@ -160,8 +161,10 @@ def load_costs(
     now: datetime | None = None,
     *,
     gpu: GpuCostOptions = DEFAULT_OPTIONS,
+    gpu_cache: UsageCache | None = None,
 ) -> CostsData:
-    """Everything the Costs page shows, for the range in `parsed` (the month figures ignore the range)."""
+    """Everything the Costs page shows, for the range in `parsed` (the month figures ignore the range);
+    `gpu_cache`: the process's cache of past hours' traffic for the GPU cost's shares."""
     now = now or datetime.now(UTC)
     f = parsed.filters
     grain = usage.choose_grain(f.start, f.end, "user")  # one grain for all, so shares add up
@@ -184,5 +187,5 @@ def load_costs(
         month=month_to_date(engine, budget_usd, now),
         directory=directory,
         as_of=now,
-        gpu=gpu_cost(engine, f.start, f.end, options=gpu, now=now, directory=directory),
+        gpu=gpu_cost(engine, f.start, f.end, options=gpu, now=now, directory=directory, cache=gpu_cache),
     )

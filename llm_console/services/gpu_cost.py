@@ -1,68 +1,65 @@
 """Self-hosted GPU cost: each priced deployment's GPU-hour price times the hours it was up in a period,
 shared among the keys and teams that used it, by their tokens or their busy time.
 
-Hours up come from the fleet's container samples when the deployment has some in the period (each sample
-stands for the time until the next one, at most twice the sampling interval, so a gap in the samples counts
-as down); without any, the deployment is assumed always on since it was created. Shares come from the hour
-and day rollups of keys and teams per deployment, so they are exact to the whole UTC hour. A deployment
-nobody called in the period is idle: its cost stays unallocated. See docs/fleet.md ("GPU-hour cost").
+Hours up come from the container collector's hourly counts (`fleet.uptime`) when the deployment's containers
+were seen in the period (an hour only partly inside counts in proportion; the time since the collector's
+last round counts while a container was running then, at most twice the interval); without any, the
+deployment is assumed always on since it was created. Shares come from the hour and day rollups of keys and
+teams per deployment, so they are exact to the whole UTC hour. A deployment nobody called in the period is
+idle: its cost stays unallocated. See docs/fleet.md ("GPU-hour cost").
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Integer, and_, cast, extract, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from llm_console.db.fleet_tables import FleetSample
+from llm_console.db.fleet_tables import FleetContainer, FleetUptime
 from llm_console.db.models import Deployment
 from llm_console.db.queries.filters import utc
 from llm_console.db.queries.names import Directory, load_directory
-from llm_console.db.queries.usage import aligned
-from llm_console.db.rollups import truncate, usage_rollups
-from llm_console.fleet.store import BUCKET_S
+from llm_console.fleet.uptime import HOUR, hour_of
 from llm_console.services.deployment_admin import gpu_hour_price
+from llm_console.services.gpu_usage import UsageCache, Used, usage
 from llm_console.settings import Settings
 
 ALLOCATIONS = ("tokens", "busy_time")
-SAMPLED = "container samples"
+SAMPLED = "container samples"  # the collector's hourly counts of its container rounds
 ASSUMED = "assumed always on"
 HOUR_S = 3600.0
-DAY = timedelta(days=1)
 _SAME = 1e-9  # float sums of the same requests grouped two ways may differ in the last bits
 
 
 @dataclass(frozen=True, slots=True)
 class GpuCostOptions:
-    """What the calculation takes from settings: the allocation rule and how the container samples were taken."""
+    """What the calculation takes from settings: the allocation rule, the container collector's interval and
+    how long the hours up are kept."""
 
     allocation: str = "tokens"  # LLMC_GPU_COST_ALLOCATION: tokens | busy_time
-    sample_interval_s: float = 10.0  # LLMC_FLEET_INTERVAL_S
-    sample_retention_days: float = 14.0  # LLMC_FLEET_RETENTION_DAYS: older samples are gone
+    interval_s: float = 10.0  # LLMC_FLEET_INTERVAL_S: the time since the last round counts up to twice this
+    retention_days: float = 400.0  # LLMC_RETENTION_ROLLUP_DAYS: hours up older than this are gone
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GpuCostOptions:
-        return cls(settings.gpu_cost_allocation, settings.fleet_interval_s, settings.fleet_retention_days)
+        return cls(settings.gpu_cost_allocation, settings.fleet_interval_s, settings.retention_rollup_days)
 
 
 DEFAULT_OPTIONS = GpuCostOptions()
 
 
 @dataclass(frozen=True, slots=True)
-class UpSample:
-    """One container sample: `up` is 0 or 1 for a raw point, the mean of `n` raw points for an average."""
+class UpHour:
+    """One UTC hour of a deployment as the collector counted it: seconds up, and where the latest counted
+    second ends, from the hour's start."""
 
-    subject: str
-    at: datetime
-    up: float
-    bucket_s: int = 0
-    n: float | None = None
+    hour: datetime
+    up_s: float
+    up_to_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +68,7 @@ class DeploymentGpuCost:
     name: str
     price_per_hour_usd: float
     up_hours: float
-    assumed_hours: float  # of `up_hours`, those assumed on: all of them, or the part older than the samples kept
+    assumed_hours: float  # of `up_hours`, those assumed on: all of them, or the part older than the counts kept
     cost_usd: float
     basis: str  # SAMPLED | ASSUMED
     idle: bool  # no request at all in the period: the whole cost stays unallocated
@@ -122,9 +119,6 @@ class GpuCostReport:
         return sum(d.unallocated_usd for d in self.deployments)
 
 
-Point = tuple[str, float, float, int, float | None]  # subject, epoch seconds, up, bucket_s, n
-
-
 @dataclass(frozen=True, slots=True)
 class _Priced:
     id: int
@@ -133,46 +127,32 @@ class _Priced:
     created_at: datetime
 
 
-def sampled_up_hours(samples: Iterable[UpSample], start: datetime, end: datetime, interval_s: float) -> float:
-    """Hours in [start, end) the deployment was up, from its containers' samples.
-
-    A raw sample covers until the subject's next sample, at most 2 x `interval_s` (a longer gap counts as
-    down); a 5-minute average covers until the next sample, at most its bucket and at most `n` x `interval_s`
-    (a container seen for part of a bucket). While several containers serve the deployment (replicas, a
-    replacement), it is as up as the most-up of them.
-    """
-    points = ((s.subject, s.at.timestamp(), s.up, s.bucket_s, s.n) for s in samples)
-    return _up_hours(points, start.timestamp(), end.timestamp(), interval_s)
-
-
-def _up_hours(points: Iterable[Point], first: float, stop: float, interval_s: float) -> float:
-    """`sampled_up_hours` on plain tuples, times in epoch seconds (a month of samples is 100k+ points)."""
-    by_subject: dict[str, list[tuple[float, float, int, float | None]]] = defaultdict(list)
-    for subject, at, up, bucket_s, n in points:
-        by_subject[subject].append((at, up, bucket_s, n))
-    raw_cap = 2.0 * interval_s
-    segments: list[tuple[float, float, float]] = []  # (from, to, up) in epoch seconds
-    for series in by_subject.values():
-        series.sort(key=lambda p: p[0])
-        nexts = [p[0] for p in series[1:]] + [math.inf]
-        for (at, up, bucket_s, n), next_at in zip(series, nexts, strict=True):
-            cap = min(float(bucket_s), (n or bucket_s / interval_s) * interval_s) if bucket_s else raw_cap
-            lo, hi = max(at, first), min(at + cap, next_at, stop)
-            if hi > lo:
-                segments.append((lo, hi, min(1.0, max(0.0, up))))
-    if len(by_subject) <= 1:
-        return sum((hi - lo) * up for lo, hi, up in segments) / HOUR_S
-    events = sorted([(lo, 1, up) for lo, _, up in segments] + [(hi, -1, up) for _, hi, up in segments])
-    active: Counter[float] = Counter()
-    seconds, last = 0.0, first
-    for at, change, up in events:
-        if active:
-            seconds += (at - last) * max(active)
-        active[up] += change
-        if not active[up]:
-            del active[up]
-        last = at
+def counted_up_hours(hours: Iterable[UpHour], start: datetime, end: datetime, now: datetime) -> float:
+    """Hours in [start, end) the deployment was up, from its hourly counts. An hour wholly inside counts as
+    counted; one partly inside counts in proportion to its part inside, out of its part already past at `now`
+    (the current hour is counted up to the last round, not to its end)."""
+    seconds = 0.0
+    for h in hours:
+        hour = utc(h.hour)
+        past_end = min(hour + HOUR, now)
+        past = (past_end - hour).total_seconds()
+        inside = (min(end, past_end) - max(start, hour)).total_seconds()
+        if past > 0 and inside > 0:
+            seconds += max(0.0, h.up_s) * min(1.0, inside / past)
     return seconds / HOUR_S
+
+
+def since_last_round(
+    hours: Sequence[UpHour], last_seen: datetime | None, start: datetime, end: datetime, interval_s: float
+) -> float:
+    """Hours in [start, end) after the latest counted second, when a container was running at the last round
+    (`last_seen`): the next round would count them, up to twice the interval after that round."""
+    if last_seen is None:
+        return 0.0
+    counted = max((utc(h.hour) + timedelta(seconds=h.up_to_s) for h in hours if h.up_to_s > 0), default=None)
+    lo = max(last_seen, start, counted or last_seen)
+    hi = min(last_seen + timedelta(seconds=2.0 * interval_s), end)
+    return max(0.0, (hi - lo).total_seconds()) / HOUR_S
 
 
 def _priced(conn: Connection) -> list[_Priced]:
@@ -185,86 +165,75 @@ def _priced(conn: Connection) -> list[_Priced]:
     return out
 
 
-def _epoch(column: Any, dialect: str) -> ColumnElement[Any]:
-    """Seconds since 1970 as computed by the database, to the microsecond (no datetime object per row)."""
-    if dialect == "sqlite":  # SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC here)
-        return cast(func.strftime("%s", column), Integer) + cast(func.substr(column, 20), Float)
-    return cast(extract("epoch", column), Float)
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """A deployment's hourly counts in the period: the whole past hours summed, the others as they are."""
+
+    whole_s: float = 0.0
+    whole_hours: int = 0
+    edges: tuple[UpHour, ...] = ()
+
+    def hours(self, start: datetime, end: datetime, now: datetime) -> float:
+        return self.whole_s / HOUR_S + counted_up_hours(self.edges, start, end, now)
+
+    @property
+    def seen(self) -> bool:
+        return self.whole_hours > 0 or bool(self.edges)
 
 
-def _samples(conn: Connection, ids: Sequence[int], lo: datetime, hi: datetime) -> dict[int, list[Point]]:
-    """Container samples of `ids` from `lo` (early enough to reach into the period) to `hi`: one query.
+def _uptime(conn: Connection, ids: Sequence[int], lo: datetime, hi: datetime, now: datetime) -> dict[int, _Counted]:
+    """The hourly counts of `ids` over [lo, hi): the hours wholly inside and past summed by the database, the
+    first, the current and the one before it (whose end the last round may have reached) as rows."""
+    t = FleetUptime.__table__  # type: ignore[attr-defined]
+    first = hour_of(lo) if hour_of(lo) == lo else hour_of(lo) + HOUR
+    last = hour_of(min(hi, now)) - HOUR
+    mine = (t.c.deployment_id.in_(list(ids)), t.c.hour >= hour_of(lo), t.c.hour < hi)
+    whole = conn.execute(
+        select(t.c.deployment_id, func.sum(t.c.up_s), func.count())
+        .where(*mine, t.c.hour >= first, t.c.hour < last)
+        .group_by(t.c.deployment_id)
+    ).all()
+    edges: dict[int, list[UpHour]] = defaultdict(list)
+    for dep_id, hour, up_s, up_to_s in conn.execute(
+        select(t.c.deployment_id, t.c.hour, t.c.up_s, t.c.up_to_s).where(*mine, or_(t.c.hour < first, t.c.hour >= last))
+    ):
+        edges[dep_id].append(UpHour(utc(hour), float(up_s or 0.0), float(up_to_s or 0.0)))
+    out = {dep_id: _Counted(float(up or 0.0), int(n)) for dep_id, up, n in whole}
+    for dep_id, rows in edges.items():
+        counted = out.get(dep_id) or _Counted()
+        out[dep_id] = _Counted(counted.whole_s, counted.whole_hours, tuple(rows))
+    return out
 
-    Only the numbers needed come back, extracted by the database: a day of raw points is 8,640 rows per
-    container, and decoding each JSON document and timestamp in Python would cost more than the rest."""
-    t = FleetSample.__table__  # type: ignore[attr-defined]
-    up, n = t.c["values"]["up"].as_float(), t.c["values"]["n"].as_float()
+
+def _last_running(conn: Connection, ids: Sequence[int]) -> dict[int, datetime]:
+    """Per deployment, the last round that saw one of its containers running (containers not removed)."""
+    t = FleetContainer.__table__  # type: ignore[attr-defined]
     rows = conn.execute(
-        select(t.c.deployment_id, t.c.subject, _epoch(t.c.at, conn.dialect.name), up, t.c.bucket_s, n)
-        .where(t.c.kind == "container", t.c.deployment_id.in_(list(ids)), t.c.at >= lo, t.c.at < hi)
-        .where(up.is_not(None))
+        select(t.c.deployment_id, func.max(t.c.seen_at))
+        .where(t.c.deployment_id.in_(list(ids)), t.c.status == "running", t.c.removed_at.is_(None))
+        .group_by(t.c.deployment_id)
     )
-    out: dict[int, list[Point]] = defaultdict(list)
-    for dep_id, subject, at, up_value, bucket_s, count in rows:
-        out[dep_id].append((subject, at, up_value, bucket_s or 0, count if count is not None and count > 0 else None))
-    return out
-
-
-def _rollup_range(lo: datetime, hi: datetime) -> ColumnElement[bool]:
-    """Hour rows of [lo, hi), with the whole days inside it read from the day rows (the same sums, fewer rows)."""
-    t = usage_rollups
-    day_lo = truncate(lo, "d")
-    day_lo += DAY if day_lo < lo else timedelta(0)
-    day_hi = truncate(hi, "d")
-    if day_hi - day_lo < DAY:
-        return and_(t.c.grain == "h", t.c.bucket >= lo, t.c.bucket < hi)
-    return or_(
-        and_(t.c.grain == "h", t.c.bucket >= lo, t.c.bucket < day_lo),
-        and_(t.c.grain == "d", t.c.bucket >= day_lo, t.c.bucket < day_hi),
-        and_(t.c.grain == "h", t.c.bucket >= day_hi, t.c.bucket < hi),
-    )
-
-
-def _usage(conn: Connection, start: datetime, end: datetime, allocation: str) -> dict[str, dict[str, Any]]:
-    """Per dimension and value: (requests, usage), for deployments and for keys and teams per deployment."""
-    t = usage_rollups
-    lo, hi = aligned(start, end, "h")
-    amount = (
-        func.sum(t.c.latency_ms_sum)
-        if allocation == "busy_time"
-        else func.sum(t.c.prompt_tokens) + func.sum(t.c.completion_tokens)
-    )
-    rows = conn.execute(
-        select(t.c.dim, t.c.value, func.sum(t.c.requests), amount)
-        .where(t.c.dim.in_(("deployment", "deployment_key", "deployment_team")), _rollup_range(lo, hi))
-        .group_by(t.c.dim, t.c.value)
-    )
-    out: dict[str, dict[str, Any]] = defaultdict(dict)
-    for dim, value, requests, used in rows:
-        out[dim][str(value)] = (int(requests or 0), float(used or 0.0))
-    return out
-
-
-def _parts(rows: dict[str, Any], dep_id: int) -> dict[int | None, float]:
-    """{key or team id (None: none): usage} of one deployment, from "<deployment>|<id>" values."""
-    out: dict[int | None, float] = {}
-    prefix = f"{dep_id}|"
-    for value, (_, used) in rows.items():
-        if value.startswith(prefix):
-            rest = value[len(prefix) :]
-            out[int(rest) if rest.isdigit() else None] = used
-    return out
+    return {int(dep_id): utc(seen) for dep_id, seen in rows if seen is not None}
 
 
 def _allocate(
     dep: _Priced, cost: float, total: float, parts: dict[int | None, float], names: dict[int, str], none: str
 ) -> list[GpuAllocation]:
     rows = []
+    per_unit = 1.0 / total if total > 0 else 0.0
     for entity, used in parts.items():
-        share = used / total if total > 0 else 0.0
-        name = none if entity is None else names.get(entity, f"#{entity} (deleted)")
+        name = none if entity is None else names.get(entity)
+        if name is None:
+            name = f"#{entity} (deleted)"
+        share = used * per_unit
         rows.append(GpuAllocation(dep.id, dep.name, entity, name, share, used, cost * share))
     return rows
+
+
+def _by_cost(rows: list[GpuAllocation]) -> tuple[GpuAllocation, ...]:
+    """Largest cost first, then by deployment and name (a month can hold thousands of key and deployment pairs)."""
+    deps = {a.deployment: a.deployment.lower() for a in rows}
+    return tuple(sorted(rows, key=lambda a: (-a.allocated_usd, deps[a.deployment], a.name.lower())))
 
 
 def gpu_cost(
@@ -275,8 +244,10 @@ def gpu_cost(
     options: GpuCostOptions = DEFAULT_OPTIONS,
     now: datetime | None = None,
     directory: Directory | None = None,
+    cache: UsageCache | None = None,
 ) -> GpuCostReport:
-    """The GPU-hour cost of every priced deployment in [start, end) (up to `now`), and who it is allocated to."""
+    """The GPU-hour cost of every priced deployment in [start, end) (up to `now`), and who it is allocated to.
+    `cache` keeps the traffic of past hours between calls (the console's, see `gpu_usage`)."""
     if options.allocation not in ALLOCATIONS:
         raise ValueError(f"GPU cost allocation must be one of {', '.join(ALLOCATIONS)}, not {options.allocation!r}")
     now = utc(now or datetime.now(UTC))
@@ -286,27 +257,28 @@ def gpu_cost(
         priced = _priced(conn)
         if not priced or end <= start:
             return empty
-        cut = max(start, now - timedelta(days=options.sample_retention_days))
-        reach = timedelta(seconds=max(2.0 * options.sample_interval_s, float(BUCKET_S)))
-        samples = _samples(conn, [d.id for d in priced], min(cut, end) - reach, end)
-        used = _usage(conn, start, end, options.allocation)
+        cut = max(start, now - timedelta(days=options.retention_days))
+        ids = [d.id for d in priced]
+        counts = _uptime(conn, ids, min(cut, end), end, now)
+        running = _last_running(conn, ids)
+        used = usage(conn, ids, start, end, options.allocation, now=now, cache=cache)
     names = directory or load_directory(engine)
     deployments: list[DeploymentGpuCost] = []
     keys: list[GpuAllocation] = []
     teams: list[GpuAllocation] = []
     for dep in priced:
-        since, points = max(start, dep.created_at), samples.get(dep.id, [])
-        sampled = _up_hours(points, cut.timestamp(), end.timestamp(), options.sample_interval_s)
-        if sampled > 0 or any(p[1] >= cut.timestamp() for p in points):  # its container was seen in the period
+        since, counted = max(start, dep.created_at), counts.get(dep.id) or _Counted()
+        sampled = counted.hours(cut, end, now)
+        sampled += since_last_round(counted.edges, running.get(dep.id), cut, end, options.interval_s)
+        if counted.seen or sampled > 0:  # its containers were seen in the period
             assumed = max(0.0, (min(cut, end) - since).total_seconds() / HOUR_S)
             basis, hours = SAMPLED, sampled + assumed
         else:
             assumed = max(0.0, (end - since).total_seconds() / HOUR_S)
             basis, hours = ASSUMED, assumed
         cost = dep.price * hours
-        requests, dep_total = used["deployment"].get(str(dep.id), (0, 0.0))
-        by_key = _parts(used["deployment_key"], dep.id)
-        by_team = _parts(used["deployment_team"], dep.id)
+        traffic = used.get(dep.id) or Used()
+        requests, dep_total, by_key, by_team = traffic.requests, traffic.total, traffic.keys, traffic.teams
         tracked = sum(by_key.values())
         total = dep_total if dep_total > tracked * (1 + _SAME) else tracked
         untracked = (total - tracked) / total if total > 0 else 0.0
@@ -325,6 +297,6 @@ def gpu_cost(
         end,
         options.allocation,
         tuple(order),
-        tuple(sorted(keys, key=lambda a: (-a.allocated_usd, a.deployment.lower(), a.name.lower()))),
-        tuple(sorted(teams, key=lambda a: (-a.allocated_usd, a.deployment.lower(), a.name.lower()))),
+        _by_cost(keys),
+        _by_cost(teams),
     )

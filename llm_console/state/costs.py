@@ -49,7 +49,8 @@ class CostsState(DashboardMixin, rx.State):
     def _load(self, parsed: ParsedFilters) -> CostsView:
         context = get_context()
         gpu = GpuCostOptions.from_settings(context.settings)
-        return costs_view(load_costs(context.engine, parsed, context.settings.monthly_budget_usd, gpu=gpu))
+        budget = context.settings.monthly_budget_usd
+        return costs_view(load_costs(context.engine, parsed, budget, gpu=gpu, gpu_cache=context.gpu_usage))
 
     def _apply(self, result: Any) -> None:
         view: CostsView = result

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from llm_console.db.engine import make_engine, session
-from llm_console.db.fleet_tables import FleetContainer, FleetContainerEvent, FleetEngine, FleetSample
+from llm_console.db.fleet_tables import FleetContainer, FleetContainerEvent, FleetEngine, FleetSample, FleetUptime
 from llm_console.db.migrate import upgrade
 from llm_console.db.queries.filters import utc
 from llm_console.fleet import store
@@ -118,10 +118,10 @@ def test_ready_marked_once_per_observed_start(engine: Engine) -> None:
     ]
 
 
-def test_downsample_folds_to_five_minute_means_and_prunes(engine: Engine) -> None:
+def test_downsample_averages_complete_buckets_into_5_minute_and_hour_points_and_prunes(engine: Engine) -> None:
     settings = Settings(fleet_raw_retention_hours=1, fleet_retention_days=1)
-    now = T0 + timedelta(hours=3)
-    # Two raw points in the 10:00 bucket, one in 10:05, one recent one that stays raw, one past retention.
+    now = T0 + timedelta(hours=3)  # 13:00: buckets complete a minute before, so up to 12:55, hours up to 12:00
+    # Two raw points in the 10:00 bucket, one in 10:05, a recent one (12:50), one past retention.
     store.save_engines(engine, [EngineReading(7, True, waiting=2.0, running=4.0, kv_cache_usage=0.5)], T0)
     store.save_engines(
         engine, [EngineReading(7, True, waiting=4.0, running=None, kv_cache_usage=0.7)], T0 + timedelta(minutes=2)
@@ -131,19 +131,49 @@ def test_downsample_folds_to_five_minute_means_and_prunes(engine: Engine) -> Non
     store.save_engines(engine, [EngineReading(7, True, waiting=100.0)], now - timedelta(days=2))
     store.save_events(engine, [ContainerEventInfo("old", "old", now - timedelta(days=2), "start")])
     folded, pruned = store.downsample(engine, settings, now)
-    assert folded == 4  # every raw point older than an hour (the 2-day-old one included)
+    assert folded == 5  # every raw point in a complete bucket, the recent and the 2-day-old one included
+    assert pruned == 3  # the 2-day-old 5-minute and hour points, and the event
     with session(engine) as s:
-        points = s.exec(select(FleetSample).order_by(col(FleetSample.at))).all()
+        points = s.exec(select(FleetSample).order_by(col(FleetSample.at), col(FleetSample.bucket_s))).all()
         events = s.exec(select(FleetContainerEvent)).all()
     got = [(utc(p.at), p.bucket_s, p.values.get("waiting"), p.values.get("running"), p.values.get("n")) for p in points]
     assert got == [
         (T0, 300, 3.0, 4.0, 2),  # mean of 2 and 4; running only reported once
+        (T0, 3600, 5.0, 4.0, 3),  # (3 x 2 + 9 x 1) / 3; running from the first bucket only
         (T0 + timedelta(minutes=5), 300, 9.0, None, 1),
-        (now - timedelta(minutes=10), 0, 1.0, None, None),
+        (now - timedelta(minutes=10), 0, 1.0, None, None),  # raw for an hour, beside its average
+        (now - timedelta(minutes=10), 300, 1.0, None, 1),
     ]
     assert points[0].values["kv_cache_usage"] == pytest.approx(0.6)
-    assert events == [] and pruned >= 2
-    assert store.downsample(engine, settings, now) == (0, 0)  # folding again changes nothing
+    assert points[1].values["kv_cache_usage"] == pytest.approx(0.6)  # weighed by the 2 points it stands for
+    assert events == []
+    assert store.downsample(engine, settings, now) == (0, 0)  # averaging again changes nothing
+    later = now + timedelta(hours=1)  # 12:50's hour is complete now, and its raw point past the raw retention
+    assert store.downsample(engine, settings, later) == (0, 0)
+    with session(engine) as s:
+        points = s.exec(select(FleetSample).where(col(FleetSample.at) >= now - timedelta(hours=1))).all()
+    assert sorted((p.bucket_s, p.values.get("waiting")) for p in points) == [(300, 1.0), (3600, 1.0)]
+
+
+def test_hours_up_split_at_the_hour_and_a_gap_counts_at_most_twice_the_interval(engine: Engine) -> None:
+    def round_(at: datetime, status: str = "running") -> None:
+        store.save_containers(engine, "h", [container("a", status=status)], at, interval_s=10.0)
+
+    eleven = T0 + timedelta(hours=1)
+    round_(eleven - timedelta(seconds=5))
+    round_(eleven + timedelta(seconds=5))  # [10:59:55, 11:00:05): 5 s in each hour
+    round_(eleven + timedelta(seconds=65))  # a minute later: [11:00:05, 11:00:25) only
+    round_(eleven + timedelta(seconds=75), "exited")  # running at the round before: [11:01:05, 11:01:15)
+    round_(eleven + timedelta(seconds=85), "exited")  # nothing
+    store.save_containers(engine, "h2", [container("b", deployment_id=2, status="exited")], eleven, interval_s=10.0)
+    with session(engine) as s:
+        rows = s.exec(select(FleetUptime).order_by(col(FleetUptime.deployment_id), col(FleetUptime.hour))).all()
+    got = [(r.deployment_id, utc(r.hour), r.up_s, r.up_to_s) for r in rows]
+    assert got == [
+        (1, T0, 5.0, 3600.0),
+        (1, eleven, 35.0, 75.0),
+        (2, eleven, 0.0, 0.0),  # seen, never running: watched, not assumed on
+    ]
 
 
 def test_failed_scrape_keeps_last_good_figures(engine: Engine) -> None:

@@ -23,7 +23,7 @@ from llm_console.fleet.queries import (
     kv_cache,
     memory_trend,
 )
-from llm_console.fleet.series import bin_seconds
+from llm_console.fleet.series import bin_seconds, stretches
 from llm_console.fleet.timeline import loading_timeline
 from llm_console.fleet.types import (
     ContainerEventInfo,
@@ -219,36 +219,71 @@ def sample(engine: Engine, kind: str, subject: str, at: datetime, bucket_s: int 
         s.commit()
 
 
-def test_memory_trend_averages_raw_points_and_folded_buckets_per_bin(any_engine: Engine) -> None:
+def test_memory_trend_reads_averages_where_they_are_made_and_raw_points_after(any_engine: Engine) -> None:
     engine = any_engine
     store.save_gpus(engine, HOST, [gpu("GPU-0", 0, 0), gpu("GPU-1", 1, 0)], T0 - timedelta(hours=2))
     for at, used in (
         (T0 - timedelta(seconds=1), 99),  # before the range
-        (T0 + timedelta(seconds=10), 10),
+        (T0 + timedelta(seconds=10), 10),  # these three are averaged below: read from the averages
         (T0 + timedelta(minutes=2), 20),
         (T0 + timedelta(minutes=5, seconds=30), 40),
-        (T0 + timedelta(minutes=12), 50),
+        (T0 + timedelta(minutes=12), 50),  # after the averages made so far: read raw
+        (T0 + timedelta(minutes=13), 60),
         (T0 + timedelta(hours=1), 99),  # the range's end is exclusive
     ):
         sample(engine, "gpu", "GPU-0", at, memory_used_bytes=used * GiB, memory_total_bytes=80 * GiB)
-    # A folded 5-minute average standing for three raw points, in the same bin as the raw point at 10:12.
-    sample(engine, "gpu", "GPU-0", T0 + timedelta(minutes=10), 300, memory_used_bytes=30 * GiB, n=3)
-    sample(engine, "gpu", "GPU-1", T0 + timedelta(minutes=1), memory_used_bytes=5 * GiB, memory_total_bytes=None)  # type: ignore[arg-type]
+    # 5-minute averages up to 10:10, set apart from the raw points they stand for, so the test sees which is read.
+    sample(engine, "gpu", "GPU-0", T0, 300, memory_used_bytes=12 * GiB, memory_total_bytes=80 * GiB, n=3)
+    sample(engine, "gpu", "GPU-0", T0 + timedelta(minutes=5), 300, memory_used_bytes=44 * GiB, n=1)
+    sample(engine, "gpu", "GPU-1", T0 + timedelta(minutes=5), 300, memory_used_bytes=5 * GiB, n=30)
+    sample(engine, "gpu", "GPU-1", T0 + timedelta(minutes=11), memory_used_bytes=7 * GiB, memory_total_bytes=None)  # type: ignore[arg-type]
 
     trend = memory_trend(engine, T0, T0 + timedelta(hours=1), max_points=13)
 
-    assert trend.bin_s == 300  # 3600 s over 12 steps
+    assert trend.bin_s == 300  # 3600 s over 12 steps: whole 5-minute buckets, read from their averages
     gpu0, gpu1 = trend.gpus
     assert gpu0.gpu.uuid == "GPU-0" and gpu0.gpu.index == 0
     got = [(p.at, p.values["memory_used_bytes"]) for p in gpu0.points]
     assert got == [
-        (T0, pytest.approx(15 * GiB)),  # (10 + 20) / 2
-        (T0 + timedelta(minutes=5), pytest.approx(40 * GiB)),
-        (T0 + timedelta(minutes=10), pytest.approx(35 * GiB)),  # (3 x 30 + 50) / 4
+        (T0, pytest.approx(12 * GiB)),
+        (T0 + timedelta(minutes=5), pytest.approx(44 * GiB)),
+        (T0 + timedelta(minutes=10), pytest.approx(55 * GiB)),  # (50 + 60) / 2, raw
     ]
-    assert gpu0.points[2].values["memory_total_bytes"] == pytest.approx(80 * GiB)  # the bucket had none: raw only
-    [only] = gpu1.points
-    assert only.values == {"memory_used_bytes": pytest.approx(5 * GiB), "memory_total_bytes": None}
+    assert gpu0.points[1].values["memory_total_bytes"] is None  # that average had none
+    assert gpu0.points[2].values["memory_total_bytes"] == pytest.approx(80 * GiB)
+    assert [(p.at, p.values) for p in gpu1.points] == [
+        (T0 + timedelta(minutes=5), {"memory_used_bytes": pytest.approx(5 * GiB), "memory_total_bytes": None}),
+        (T0 + timedelta(minutes=10), {"memory_used_bytes": pytest.approx(7 * GiB), "memory_total_bytes": None}),
+    ]
+
+
+def test_each_stretch_of_a_range_is_read_from_one_tier(any_engine: Engine) -> None:
+    h = timedelta(hours=1)
+    sample(any_engine, "gpu", "GPU-0", T0 - 2 * h, 3600, memory_used_bytes=1, n=360)  # hours made until 09:00
+    sample(any_engine, "gpu", "GPU-0", T0 + timedelta(minutes=5), 300, memory_used_bytes=1, n=30)  # until 10:10
+    sample(any_engine, "container", "c", T0 - h + timedelta(seconds=3), up=1)  # raw kept from 09:00:03
+    start, end = T0 - 4 * h, T0 + h
+    with any_engine.connect() as conn:
+        assert stretches(conn, start, end, 3600) == [
+            (3600, start, T0 - h),
+            (300, T0 - h, T0 + timedelta(minutes=10)),
+            (0, T0 + timedelta(minutes=10), end),
+        ]
+        assert stretches(conn, start, end, 600) == [
+            (300, start, T0 + timedelta(minutes=10)),
+            (0, T0 + timedelta(minutes=10), end),
+        ]
+        # Bins under 5 minutes: raw points from the 5-minute bucket where they start, averages before.
+        assert stretches(conn, start, end, 31) == [(300, start, T0 - h), (0, T0 - h, end)]
+        early = T0 - timedelta(hours=1, minutes=30)
+        assert stretches(conn, start, early, 7200) == [(3600, start, early), (300, early, early), (0, early, early)]
+
+
+def test_bins_of_5_minutes_or_more_are_whole_buckets() -> None:
+    assert bin_seconds(T0, T0 + timedelta(hours=1), 120) == 31  # raw points
+    assert bin_seconds(T0, T0 + timedelta(hours=10), 120) == 600  # 303 s, rounded up to whole 5 minutes
+    assert bin_seconds(T0, T0 + timedelta(hours=24), 120) == 900  # 727 s: 96 points of 15 minutes
+    assert bin_seconds(T0, T0 + timedelta(days=7), 120) == 7200  # 5083 s: 84 points of 2 hours
 
 
 def test_memory_trend_keeps_raw_points_of_a_short_range_and_bounds_a_long_one(engine: Engine) -> None:

@@ -1,6 +1,7 @@
-"""GPU-hour cost: hours up from container samples (gaps, averages, replicas, retention) or assumed always on,
-allocation by tokens or busy time from the per-deployment key and team rollups, idle capacity, the cost page's
-section; every figure below is worked out by hand."""
+"""GPU-hour cost: hours up from the collector's hourly counts (partial hours, the time since the last round,
+replicas and hosts counted once, retention) or assumed always on, allocation by tokens or busy time from the
+per-deployment key and team rollups, idle capacity, the cost page's section; every figure below is worked out
+by hand."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import delete, insert
 from sqlalchemy.engine import Engine
 
-from llm_console.db.fleet_tables import FleetSample
+from llm_console.db.fleet_tables import FleetUptime
 from llm_console.db.models import Deployment, Provider, Team, VirtualKey
 from llm_console.db.rollups import usage_rollups
 from llm_console.fleet.store import downsample, save_containers
@@ -20,13 +21,22 @@ from llm_console.fleet.types import ContainerInfo
 from llm_console.presenters.costs import costs_view, gpu_deployment_rows
 from llm_console.services.costs import load_costs
 from llm_console.services.filters import parse_filters
-from llm_console.services.gpu_cost import ASSUMED, SAMPLED, GpuCostOptions, UpSample, gpu_cost, sampled_up_hours
+from llm_console.services.gpu_cost import (
+    ASSUMED,
+    SAMPLED,
+    GpuCostOptions,
+    UpHour,
+    counted_up_hours,
+    gpu_cost,
+    since_last_round,
+)
+from llm_console.services.gpu_usage import UsageCache
 from llm_console.settings import Settings
 from tests.db.seeding import add_rows, at, backends_fixture, db_fixture, rec, scalar, write  # noqa: F401
 
 START, END, NOW = at(10, 10), at(10, 14), at(10, 15)
-TOKENS = GpuCostOptions(allocation="tokens", sample_interval_s=60.0)
-BUSY = GpuCostOptions(allocation="busy_time", sample_interval_s=60.0)
+TOKENS = GpuCostOptions(allocation="tokens", interval_s=60.0)
+BUSY = GpuCostOptions(allocation="busy_time", interval_s=60.0)
 T0 = at(10, 10)
 
 
@@ -41,33 +51,29 @@ def hours_of(seconds: float) -> float:
 # The pure calculation of hours up.
 
 
-def test_each_raw_sample_covers_until_the_next_at_most_twice_the_interval() -> None:
-    # 0, 10, 20 then nothing until 100: [0, 10) + [10, 20) + [20, 40) + [100, 120) = 60 s.
-    points = [UpSample("a", s(t), 1.0) for t in (0, 10, 20, 100)]
-    assert sampled_up_hours(points, s(0), s(200), 10.0) == pytest.approx(hours_of(60))
-    # A down sample counts nothing; a sample before the period counts only inside it.
-    assert sampled_up_hours([UpSample("a", s(0), 0.0)], s(0), s(200), 10.0) == 0.0
-    assert sampled_up_hours([UpSample("a", s(-5), 1.0)], s(0), s(200), 10.0) == pytest.approx(hours_of(15))
+def test_whole_hours_count_as_counted_and_partial_ones_in_proportion() -> None:
+    now = at(10, 12, 20)
+    hours = [UpHour(at(10, 10), 3600), UpHour(at(10, 11), 1800), UpHour(at(10, 12), 600)]
+    # From 10:30: half of hour 10 (1800 s of its 3600), all of 11 (1800), and of 12 the 20 minutes past (600).
+    assert counted_up_hours(hours, at(10, 10, 30), now, now) == pytest.approx(hours_of(4200))
+    # Until 12:10: 10 of hour 12's 20 minutes past, so half of its 600 s.
+    assert counted_up_hours(hours, at(10, 10), at(10, 12, 10), now) == pytest.approx(hours_of(3600 + 1800 + 300))
+    assert counted_up_hours(hours, at(10, 13), at(10, 14), now) == 0.0
 
 
-def test_an_average_covers_its_bucket_or_the_samples_it_was_made_of() -> None:
-    # Half up over a whole bucket (30 samples of 10 s): 150 s; half up over 6 samples only: 30 s.
-    points = [UpSample("a", s(0), 0.5, bucket_s=300, n=30), UpSample("a", s(300), 0.5, bucket_s=300, n=6)]
-    assert sampled_up_hours(points, s(0), s(3600), 10.0) == pytest.approx(hours_of(180))
+def test_the_time_since_the_last_round_counts_up_to_twice_the_interval() -> None:
+    now = at(10, 12, 20, 5)
+    counted = [UpHour(at(10, 12), 1195, up_to_s=1195)]  # counted until 12:19:55, the last round
+    last = at(10, 12, 19, 55)
+    assert since_last_round(counted, last, at(10, 12), now, 10.0) == pytest.approx(hours_of(10))  # to now
+    assert since_last_round(counted, last, at(10, 12), at(10, 13), 10.0) == pytest.approx(hours_of(20))  # capped
+    assert since_last_round(counted, None, at(10, 12), now, 10.0) == 0.0  # nothing was running
+    # Another host's round already counted until 12:20:00: only what comes after.
+    ahead = [UpHour(at(10, 12), 1200, up_to_s=1200)]
+    assert since_last_round(ahead, last, at(10, 12), now, 10.0) == pytest.approx(hours_of(5))
 
 
-def test_replicas_and_replacements_count_once_at_the_most_up() -> None:
-    # a: [0, 10) and [10, 30) up; b: [20, 30) and [30, 50) half up -> 20 + 10 at 1, then 20 at 0.5 = 40 s.
-    both = [UpSample("a", s(0), 1.0), UpSample("a", s(10), 1.0), UpSample("b", s(20), 0.5), UpSample("b", s(30), 0.5)]
-    assert sampled_up_hours(both, s(0), s(100), 10.0) == pytest.approx(hours_of(40))
-    # a runs 0-110 (its last sample at 90 reaches 110), its replacement b 100-210: 210 s, not 220.
-    swap = [UpSample("a", s(t), 1.0) for t in range(0, 100, 10)] + [
-        UpSample("b", s(t), 1.0) for t in range(100, 200, 10)
-    ]
-    assert sampled_up_hours(swap, s(0), s(1000), 10.0) == pytest.approx(hours_of(210))
-
-
-# The report, on seeded rollups and samples.
+# The report, on seeded rollups and hourly counts.
 
 
 def seed_config(db: Engine) -> None:
@@ -88,28 +94,19 @@ def seed_config(db: Engine) -> None:
     )
 
 
-def samples(db: Engine, dep: int, subject: str, points: list[tuple[datetime, float]], bucket_s: int = 0) -> None:
-    rows = [
-        {
-            "kind": "container",
-            "subject": subject,
-            "deployment_id": dep,
-            "at": t,
-            "bucket_s": bucket_s,
-            "values": {"up": up},
-        }
-        for t, up in points
-    ]
+def counts(db: Engine, dep: int, hours: list[tuple[datetime, float]]) -> None:
+    """Hourly counts as the collector leaves them: seconds up, counted to the end of the hour when up."""
+    rows = [{"deployment_id": dep, "hour": h, "up_s": up, "up_to_s": up} for h, up in hours]
     with db.begin() as conn:
-        conn.execute(insert(FleetSample), rows)
+        conn.execute(insert(FleetUptime), rows)
 
 
 @pytest.fixture
 def seeded(db: Engine) -> Engine:
-    """vllm-a ($4/h) sampled every minute, up 10:00-12:00 and down 12:00-14:00; vllm-b ($2/h), created at
-    11:00, never sampled; vllm-idle ($1/h) never called; "hosted" has no price."""
+    """vllm-a ($4/h) watched by the collector, up 10:00-12:00 and down 12:00-14:00; vllm-b ($2/h), created at
+    11:00, never seen; vllm-idle ($1/h) never called; "hosted" has no price."""
     seed_config(db)
-    samples(db, 1, "c1", [(START + timedelta(minutes=i), 1.0 if i < 120 else 0.0) for i in range(240)])
+    counts(db, 1, [(at(10, 10), 3600), (at(10, 11), 3600), (at(10, 12), 0), (at(10, 13), 0)])
     write(
         db,
         rec(at(10, 10, 30), deployment_id=1, key_id=11, team_id=1, prompt=300, completion=100, latency=1000),
@@ -124,7 +121,7 @@ def seeded(db: Engine) -> Engine:
     return db
 
 
-def costs(report: Any) -> dict[str, tuple[float, float, str, bool, float]]:
+def cost_rows(report: Any) -> dict[str, tuple[float, float, str, bool, float]]:
     return {d.name: (d.up_hours, d.cost_usd, d.basis, d.idle, d.allocated_usd) for d in report.deployments}
 
 
@@ -134,7 +131,7 @@ def shares(rows: Any) -> list[tuple[str, str, float, float]]:
 
 def test_costs_and_allocation_by_tokens(seeded: Engine) -> None:
     report = gpu_cost(seeded, START, END, options=TOKENS, now=NOW)
-    assert costs(report) == {
+    assert cost_rows(report) == {
         "vllm-a": (pytest.approx(2.0), pytest.approx(8.0), SAMPLED, False, pytest.approx(8.0)),  # half of 4 h up
         "vllm-b": (pytest.approx(3.0), pytest.approx(6.0), ASSUMED, False, pytest.approx(6.0)),  # 11:00-14:00
         "vllm-idle": (pytest.approx(4.0), pytest.approx(4.0), ASSUMED, True, 0.0),
@@ -170,7 +167,8 @@ def test_allocation_by_busy_time(seeded: Engine) -> None:
 
 
 def test_the_period_is_clipped_to_now_and_traffic_to_whole_hours(seeded: Engine) -> None:
-    # Until 12:30 (now): vllm-a was up 10:00-12:00 -> $8; vllm-b 11:00-12:30 -> $3; vllm-idle 2.5 h -> $2.50.
+    # Until 12:30 (now): vllm-a was up 10:00-12:00 (its 12:00 hour counted nothing in the 30 minutes past) -> $8;
+    # vllm-b 11:00-12:30 -> $3; vllm-idle 2.5 h -> $2.50.
     report = gpu_cost(seeded, START, END, options=TOKENS, now=at(10, 12, 30))
     assert {d.name: round(d.cost_usd, 6) for d in report.deployments} == {
         "vllm-a": 8.0,
@@ -180,7 +178,7 @@ def test_the_period_is_clipped_to_now_and_traffic_to_whole_hours(seeded: Engine)
     assert report.end == at(10, 12, 30)
     # From 10:45: the 10:30 call still counts in the shares (its hour, 10:00, overlaps the period).
     late = gpu_cost(seeded, at(10, 10, 45), END, options=TOKENS, now=NOW)
-    # vllm-a is up 10:45-12:00 ($5), 80% of it alpha's.
+    # vllm-a is up 10:45-12:00 ($5: a quarter of its 10:00 hour, then 11:00), 80% of it alpha's.
     assert ("vllm-a", "alpha (sk-a…)", 0.8, 4.0) in shares(late.keys)
 
 
@@ -213,11 +211,11 @@ def test_traffic_logged_before_the_per_deployment_rollups_stays_unallocated(seed
     assert gpu_deployment_rows(report)[0]["note"] == "50.0% of its traffic predates per-key rollups (unallocated)"
 
 
-def test_samples_older_than_the_retention_are_assumed_always_on(db: Engine) -> None:
+def test_hours_older_than_the_retention_are_assumed_always_on(db: Engine) -> None:
     seed_config(db)
-    # 20 days, samples kept 14: 1-7 March (144 h since vllm-a was created) assumed, 7-21 March sampled hourly.
-    samples(db, 1, "c1", [(at(7) + timedelta(hours=i), 1.0) for i in range(14 * 24)])
-    options = GpuCostOptions(sample_interval_s=3600.0, sample_retention_days=14.0)
+    # 20 days, counts kept 14: 1-7 March (144 h since vllm-a was created) assumed, 7-21 March counted.
+    counts(db, 1, [(at(7) + timedelta(hours=i), 3600) for i in range(14 * 24)])
+    options = GpuCostOptions(retention_days=14.0)
     report = gpu_cost(db, at(1), at(21), options=options, now=at(21))
     a = next(d for d in report.deployments if d.name == "vllm-a")
     assert (a.basis, a.up_hours, a.assumed_hours, a.cost_usd) == (SAMPLED, 480.0, 144.0, 1920.0)
@@ -240,42 +238,94 @@ def test_long_periods_read_whole_days_from_the_day_rollups(db: Engine) -> None:
     idle = next(d for d in report.deployments if d.name == "vllm-idle")
     assert (idle.up_hours, idle.cost_usd, idle.idle) == (72.0, 72.0, False)
     assert shares(report.keys) == [("vllm-idle", "alpha (sk-a…)", 0.5, 36.0), ("vllm-idle", "beta (sk-b…)", 0.5, 36.0)]
+    cache = UsageCache()
+    for _ in range(2):  # the hours before, the whole days and the hours after are read, then come from the cache
+        cached = gpu_cost(db, at(7, 12), at(10, 12), options=TOKENS, now=NOW, cache=cache)
+        assert shares(cached.keys) == shares(report.keys)
+    write(db, rec(at(9, 3), deployment_id=3, key_id=11, prompt=400))  # logged late, into a cached whole day
+    later = gpu_cost(db, at(7, 12), at(10, 12), options=TOKENS, now=NOW, cache=cache)
+    # alpha 100 + 100 + 400 = 600 tokens, beta 200, of 800.
+    assert shares(later.keys) == [("vllm-idle", "alpha (sk-a…)", 0.75, 54.0), ("vllm-idle", "beta (sk-b…)", 0.25, 18.0)]
 
 
-def test_the_fleet_writer_and_its_5_minute_averages_give_the_same_hours(db: Engine, tmp_path: Path) -> None:
+def seen(cid: str, status: str = "running", dep: int = 1) -> ContainerInfo:
+    return ContainerInfo(
+        id=cid,
+        name=f"vllm-{cid}",
+        image="vllm/vllm-openai:v0.9",
+        version="v0.9",
+        model="a",
+        status=status,
+        health="",
+        started_at=None,
+        finished_at=None,
+        restart_count=0,
+        exit_code=None,
+        cpu_pct=None,
+        mem_bytes=None,
+        mem_limit_bytes=None,
+        ports=(),
+        deployment_id=dep,
+    )
+
+
+def test_the_fleet_writer_counts_the_hours_and_folding_samples_changes_nothing(db: Engine, tmp_path: Path) -> None:
     seed_config(db)
-
-    def seen(status: str) -> ContainerInfo:
-        return ContainerInfo(
-            id="c1",
-            name="vllm-a",
-            image="vllm/vllm-openai:v0.9",
-            version="v0.9",
-            model="a",
-            status=status,
-            health="",
-            started_at=None,
-            finished_at=None,
-            restart_count=0,
-            exit_code=None,
-            cpu_pct=None,
-            mem_bytes=None,
-            mem_limit_bytes=None,
-            ports=(),
-            deployment_id=1,
-        )
-
-    # Every 10 s for an hour: running for 40 minutes, then exited.
+    # Every 10 s for an hour: running for 40 minutes, then exited. Rounds 1-240 each count the 10 s since the
+    # one before, whose container was running: 2400 s.
     for i in range(360):
-        save_containers(db, "gpu-box", [seen("running" if i < 240 else "exited")], START + timedelta(seconds=10 * i))
-    options = GpuCostOptions(sample_interval_s=10.0)
-    raw = gpu_cost(db, START, START + timedelta(hours=1), options=options, now=NOW)
-    assert next(d for d in raw.deployments if d.name == "vllm-a").up_hours == pytest.approx(40 / 60)
+        save_containers(db, "gpu-box", [seen("c1", "running" if i < 240 else "exited")], s(10 * i), interval_s=10.0)
+    options = GpuCostOptions(interval_s=10.0)
+    report = gpu_cost(db, START, START + timedelta(hours=1), options=options, now=NOW)
+    assert next(d for d in report.deployments if d.name == "vllm-a").up_hours == pytest.approx(40 / 60)
     settings = Settings(_env_file=None, env="dev", data_dir=tmp_path, fleet_raw_retention_hours=1)  # type: ignore[call-arg]
     folded, _ = downsample(db, settings, now=START + timedelta(hours=3))
     assert folded == 360 and scalar(db, "SELECT COUNT(*) FROM fleet_samples WHERE bucket_s = 0") == 0
-    averaged = gpu_cost(db, START, START + timedelta(hours=1), options=options, now=NOW)
-    assert next(d for d in averaged.deployments if d.name == "vllm-a").up_hours == pytest.approx(40 / 60)
+    report = gpu_cost(db, START, START + timedelta(hours=1), options=options, now=NOW)
+    assert next(d for d in report.deployments if d.name == "vllm-a").up_hours == pytest.approx(40 / 60)
+
+
+def test_replicas_and_hosts_overlapping_in_time_count_once(db: Engine) -> None:
+    seed_config(db)
+    one, two = "gpu-box-1", "gpu-box-2"
+
+    def round_(host: str, t: float, *cids: str) -> None:
+        save_containers(db, host, [seen(c) for c in cids], s(t), interval_s=10.0)
+
+    round_(one, 0, "a1", "a2")  # two replicas of vllm-a on one host
+    round_(one, 10, "a1", "a2")  # [0, 10): once, not twice
+    round_(two, 15, "b")  # a third replica on another host
+    round_(one, 20, "a1", "a2")  # [10, 20)
+    round_(two, 25, "b")  # [15, 25): only [20, 25) is new
+    round_(one, 80, "a1", "a2")  # a late round: [20, 40) at most, [25, 40) new
+    assert scalar(db, "SELECT up_s FROM fleet_uptime WHERE deployment_id = 1") == pytest.approx(40)
+    # Queried later, the last round (80 s) still counts up to twice the interval after it: [80, 100).
+    report = gpu_cost(db, START, START + timedelta(hours=1), options=GpuCostOptions(interval_s=10.0), now=NOW)
+    assert next(d for d in report.deployments if d.name == "vllm-a").up_hours == pytest.approx(hours_of(60))
+
+
+def test_the_cache_serves_past_hours_until_a_write_changes_them(seeded: Engine) -> None:
+    cache, now = UsageCache(), at(10, 13, 30)
+
+    def alpha_beta(**kw: Any) -> list[tuple[str, float]]:
+        report = gpu_cost(seeded, START, END, options=TOKENS, now=now, **kw)
+        return [(a.name, round(a.share, 4)) for a in report.keys if a.deployment == "vllm-a"]
+
+    assert alpha_beta(cache=cache) == alpha_beta() == [("alpha (sk-a…)", 0.8), ("beta (sk-b…)", 0.2)]
+    # A call logged late into a past hour, and one in the current hour: both count at once.
+    write(
+        seeded,
+        rec(at(10, 11, 20), deployment_id=1, key_id=11, team_id=1, prompt=500),
+        rec(at(10, 13, 10), deployment_id=1, key_id=12, team_id=2, prompt=500),
+    )
+    assert alpha_beta(cache=cache) == [("alpha (sk-a…)", 0.6), ("beta (sk-b…)", 0.4)]  # 900 and 600 of 1500
+    # The entry is kept while the deployment's own rows count the same requests: key rows removed by hand
+    # (no writer does that alone) still show from the cache, and are gone without it.
+    t = usage_rollups
+    with seeded.begin() as conn:
+        conn.execute(delete(t).where(t.c.dim == "deployment_key", t.c.bucket == at(10, 11), t.c.value == "1|11"))
+    assert alpha_beta(cache=cache) == [("alpha (sk-a…)", 0.6), ("beta (sk-b…)", 0.4)]
+    assert alpha_beta() == [("beta (sk-b…)", 0.4), ("alpha (sk-a…)", 0.2667)]
 
 
 def test_rollups_count_keys_and_teams_per_deployment_per_hour_and_day_only(db: Engine) -> None:
