@@ -44,7 +44,7 @@ from llm_console.fleet.queries import deployment_fleet, fleet_overview, kv_cache
 from llm_console.gateway.runtime import tune_gc
 from llm_console.presenters.fleet import fleet_view
 from llm_console.services import usage as overview
-from llm_console.services.costs import load_costs
+from llm_console.services.costs import TOP, load_costs
 from llm_console.services.embeddings import load_embeddings
 from llm_console.services.filters import ParsedFilters, parse_filters
 from llm_console.services.gpu_cost import GpuCostOptions, gpu_cost
@@ -242,7 +242,7 @@ def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
     def primed() -> UsageCache:
         """A cache as the previous hour's refreshes left it: the whole days are in it, the hours are not."""
         kept = UsageCache()
-        gpu_cost(engine, m1[0] - HOUR, m1[1] - HOUR, options=gpu, now=now - HOUR, cache=kept)
+        gpu_cost(engine, m1[0] - HOUR, m1[1] - HOUR, options=gpu, now=now - HOUR, cache=kept, limit=TOP)
         return kept
 
     an_hour_ago: list[UsageCache] = []
@@ -250,7 +250,7 @@ def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
     def first_in_an_hour() -> object:
         if not an_hour_ago:  # made in the warm-up run, which is not timed
             an_hour_ago.extend(primed() for _ in range(repeat + 1))
-        return gpu_cost(engine, *m1, options=gpu, now=now, cache=an_hour_ago.pop())
+        return gpu_cost(engine, *m1, options=gpu, now=now, cache=an_hour_ago.pop(), limit=TOP)
 
     fl, dp, kv = "Fleet", "Deployment", "KV cache"
     return [
@@ -263,10 +263,11 @@ def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
                 stale_s=stale_s), DASHBOARD_MS) for n, r in (("1h", h1), ("24h", d1))],
         *[Query(kv, f"kv_cache {n}", lambda r=r: kv_cache(engine, *r, now=now, stale_s=stale_s),  # type: ignore[misc]
                 DASHBOARD_MS) for n, r in (("1h", h1), ("24h", d1))],
-        Query("Costs", "gpu_cost 30d (a refresh)", lambda: gpu_cost(engine, *m1, options=gpu, now=now, cache=cache),
+        Query("Costs", "gpu_cost 30d (a refresh)", lambda: gpu_cost(engine, *m1, options=gpu, now=now, cache=cache,
+              limit=TOP),
               DASHBOARD_MS),
         Query("Costs", "gpu_cost 30d (first in an hour)", first_in_an_hour, DASHBOARD_MS),
-        Query("Costs", "gpu_cost 30d (first in a day)", lambda: gpu_cost(engine, *m1, options=gpu, now=now),
+        Query("Costs", "gpu_cost 30d (first in a day)", lambda: gpu_cost(engine, *m1, options=gpu, now=now, limit=TOP),
               DASHBOARD_MS),
     ]  # fmt: skip
 

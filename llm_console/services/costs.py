@@ -187,5 +187,5 @@ def load_costs(
         month=month_to_date(engine, budget_usd, now),
         directory=directory,
         as_of=now,
-        gpu=gpu_cost(engine, f.start, f.end, options=gpu, now=now, directory=directory, cache=gpu_cache),
+        gpu=gpu_cost(engine, f.start, f.end, options=gpu, now=now, directory=directory, cache=gpu_cache, limit=TOP),
     )

@@ -11,6 +11,7 @@ idle: its cost stays unallocated. See docs/fleet.md ("GPU-hour cost").
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ class GpuCostReport:
     end: datetime  # the period's end, never later than when it was computed
     allocation: str
     deployments: tuple[DeploymentGpuCost, ...]
-    keys: tuple[GpuAllocation, ...]
+    keys: tuple[GpuAllocation, ...]  # largest cost first: all of them, or as many as `gpu_cost` was asked for
     teams: tuple[GpuAllocation, ...]
 
     @property
@@ -216,9 +217,12 @@ def _last_running(conn: Connection, ids: Sequence[int]) -> dict[int, datetime]:
     return {int(dep_id): utc(seen) for dep_id, seen in rows if seen is not None}
 
 
+_Share = tuple[float, _Priced, int | None, str, float, float]  # allocated, deployment, entity, name, share, usage
+
+
 def _allocate(
     dep: _Priced, cost: float, total: float, parts: dict[int | None, float], names: dict[int, str], none: str
-) -> list[GpuAllocation]:
+) -> list[_Share]:
     rows = []
     per_unit = 1.0 / total if total > 0 else 0.0
     for entity, used in parts.items():
@@ -226,14 +230,20 @@ def _allocate(
         if name is None:
             name = f"#{entity} (deleted)"
         share = used * per_unit
-        rows.append(GpuAllocation(dep.id, dep.name, entity, name, share, used, cost * share))
+        rows.append((cost * share, dep, entity, name, share, used))
     return rows
 
 
-def _by_cost(rows: list[GpuAllocation]) -> tuple[GpuAllocation, ...]:
-    """Largest cost first, then by deployment and name (a month can hold thousands of key and deployment pairs)."""
-    deps = {a.deployment: a.deployment.lower() for a in rows}
-    return tuple(sorted(rows, key=lambda a: (-a.allocated_usd, deps[a.deployment], a.name.lower())))
+def _by_cost(rows: list[_Share], limit: int | None) -> tuple[GpuAllocation, ...]:
+    """Largest cost first, then by deployment and name; only the first `limit` are made into rows (a month can
+    hold thousands of key and deployment pairs, and a page shows a few)."""
+    deps = {r[1].id: r[1].name.lower() for r in rows}
+
+    def order(r: _Share) -> tuple[float, str, str]:
+        return (-r[0], deps[r[1].id], r[3].lower())
+
+    chosen = sorted(rows, key=order) if limit is None else heapq.nsmallest(limit, rows, key=order)
+    return tuple(GpuAllocation(d.id, d.name, e, name, share, used, cost) for cost, d, e, name, share, used in chosen)
 
 
 def gpu_cost(
@@ -245,9 +255,11 @@ def gpu_cost(
     now: datetime | None = None,
     directory: Directory | None = None,
     cache: UsageCache | None = None,
+    limit: int | None = None,
 ) -> GpuCostReport:
-    """The GPU-hour cost of every priced deployment in [start, end) (up to `now`), and who it is allocated to.
-    `cache` keeps the traffic of past hours between calls (the console's, see `gpu_usage`)."""
+    """The GPU-hour cost of every priced deployment in [start, end) (up to `now`), and who it is allocated to:
+    every key and team, or the `limit` largest of each. `cache` keeps the traffic of past hours between calls
+    (the console's, see `gpu_usage`)."""
     if options.allocation not in ALLOCATIONS:
         raise ValueError(f"GPU cost allocation must be one of {', '.join(ALLOCATIONS)}, not {options.allocation!r}")
     now = utc(now or datetime.now(UTC))
@@ -264,8 +276,8 @@ def gpu_cost(
         used = usage(conn, ids, start, end, options.allocation, now=now, cache=cache)
     names = directory or load_directory(engine)
     deployments: list[DeploymentGpuCost] = []
-    keys: list[GpuAllocation] = []
-    teams: list[GpuAllocation] = []
+    keys: list[_Share] = []
+    teams: list[_Share] = []
     for dep in priced:
         since, counted = max(start, dep.created_at), counts.get(dep.id) or _Counted()
         sampled = counted.hours(cut, end, now)
@@ -297,6 +309,6 @@ def gpu_cost(
         end,
         options.allocation,
         tuple(order),
-        _by_cost(keys),
-        _by_cost(teams),
+        _by_cost(keys, limit),
+        _by_cost(teams, limit),
     )

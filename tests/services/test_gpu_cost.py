@@ -152,6 +152,9 @@ def test_costs_and_allocation_by_tokens(seeded: Engine) -> None:
     ]
     assert (report.total_usd, report.allocated_usd, report.idle_usd) == pytest.approx((18.0, 14.0, 4.0))
     assert report.unallocated_usd == pytest.approx(4.0) and report.end == END
+    top = gpu_cost(seeded, START, END, options=TOKENS, now=NOW, limit=2)  # what the page shows: the largest
+    assert shares(top.keys) == shares(report.keys)[:2] and shares(top.teams) == shares(report.teams)[:2]
+    assert top.deployments == report.deployments
 
 
 def test_allocation_by_busy_time(seeded: Engine) -> None:
