@@ -93,7 +93,7 @@ def _hours(value: float) -> str:
 def _gpu_basis(d: DeploymentGpuCost) -> str:
     if d.basis == ASSUMED or d.assumed_hours <= 0:
         return d.basis
-    return f"{d.basis}; {_hours(d.assumed_hours)} older than the samples kept assumed always on"
+    return f"{d.basis}; {_hours(d.assumed_hours)} before the hours-up records kept assumed always on"
 
 
 def _gpu_note(d: DeploymentGpuCost) -> str:

@@ -224,7 +224,7 @@ def test_hours_older_than_the_retention_are_assumed_always_on(db: Engine) -> Non
     assert (a.basis, a.up_hours, a.assumed_hours, a.cost_usd) == (SAMPLED, 480.0, 144.0, 1920.0)
     assert a.idle
     [row] = [r for r in gpu_deployment_rows(report) if r["name"] == "vllm-a"]
-    assert row["basis"] == "container samples; 144.0 h older than the samples kept assumed always on"
+    assert row["basis"] == "container samples; 144.0 h before the hours-up records kept assumed always on"
 
 
 def test_long_periods_read_whole_days_from_the_day_rollups(db: Engine) -> None:
