@@ -21,6 +21,7 @@ import logging
 import socket
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -160,14 +161,7 @@ class HostCollector:
                         [
                             e
                             if e.deployment_id is not None or e.container_id not in by_id
-                            else type(e)(
-                                e.container_id,
-                                e.container_name,
-                                e.at,
-                                e.action,
-                                e.detail,
-                                by_id[e.container_id].deployment_id,
-                            )
+                            else replace(e, deployment_id=by_id[e.container_id].deployment_id)
                             for e in events
                         ],
                     )

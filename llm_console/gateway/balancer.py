@@ -198,9 +198,11 @@ class Balancer:
             s = samples[t.deployment_id]
             if s is None:
                 return (1, 0, 0.0, 0.0, self._load(t), 0.0)
+            inflight = self.state(t.deployment_id).inflight
             full = 1 if s.kv_cache_usage >= KV_FULL else 0
-            sent_since = max(0, self.state(t.deployment_id).inflight - s.inflight_at)
-            return (0, full, s.waiting + sent_since, round(s.kv_cache_usage * 20) / 20, self._load(t), s.running)
+            load = inflight / t.max_concurrency if t.max_concurrency else float(inflight)  # as _load, one lookup
+            queued = s.waiting + max(0, inflight - s.inflight_at)
+            return (0, full, queued, round(s.kv_cache_usage * 20) / 20, load, s.running)
 
         return sorted(targets, key=key)
 
