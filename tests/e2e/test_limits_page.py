@@ -88,6 +88,10 @@ def call(console: Console, secret: str, alias: str, timeout_s: float = 30) -> st
                 time.sleep(0.5)
 
 
+# The live refresh runs every 5 s (LLMC_DASHBOARD_LIVE_INTERVAL_S) and then queries: a 5 s wait can miss it.
+LIVE_WAIT_MS = 20_000
+
+
 def logged_cost(engine: Engine, request_id: str, timeout_s: float = 15) -> float:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -167,13 +171,13 @@ def test_spend_moves_the_bars_from_ok_to_warning_to_exceeded(
             pytest.fail(f"call {calls} was refused before the budget was exceeded: {exc}")
         share = f"({spent / budget * 100:.0f}%)"  # about 42%, 83%, 125%: the real costs decide
         for view in (row, mine):  # no reload: the pages refresh themselves
-            expect(status_of(view)).to_have_attribute("data-status", status)
-            expect(view).to_contain_text(share)
+            expect(status_of(view)).to_have_attribute("data-status", status, timeout=LIVE_WAIT_MS)
+            expect(view).to_contain_text(share, timeout=LIVE_WAIT_MS)
     try:  # past the budget the gateway may refuse; the page must keep saying Exceeded either way
         call(console, holder.secret, holder.alias)
     except openai.RateLimitError:
         pass
-    expect(status_of(mine)).to_have_attribute("data-status", "exceeded")
+    expect(status_of(mine)).to_have_attribute("data-status", "exceeded", timeout=LIVE_WAIT_MS)
 
 
 def test_the_admin_clears_a_budget_and_sets_the_global_default(page: Page, console: Console, holder: Holder) -> None:
