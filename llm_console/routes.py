@@ -18,6 +18,8 @@ FLEET = "/fleet"
 FLEET_DEPLOYMENT = "/fleet/deployment"  # ?deployment=<id>, like the logs' ?id=<request>
 FLEET_KV = "/fleet/kv-cache"
 ANALYTICS = "/analytics"
+ANALYTICS_LIMITS = "/analytics/limits"  # rate-limit analytics: throttles, top consumers, breaches, abuse
+TELEMETRY = "/config/telemetry"  # Langfuse and OpenTelemetry export settings and status
 PROMPTS = "/prompts"
 ORG = "/organization"
 AUDIT = "/audit"

@@ -192,6 +192,8 @@ class RequestLog(SQLModel, table=True):
         Index("ix_requests_deployment_created", "deployment_id", "created_at"),
         Index("ix_requests_endpoint_created", "endpoint", "created_at"),
         Index("ix_requests_latency", "latency_ms"),
+        Index("ix_requests_session_created", "session_id", "created_at"),
+        Index("ix_requests_end_user_created", "end_user", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -219,6 +221,42 @@ class RequestLog(SQLModel, table=True):
     client_ip: str = Field(default="", max_length=64)
     attempts: int = 1
     embedding_dims: int | None = None
+    # Attribution the caller sends (headers X-LLMC-User / X-LLMC-Session-Id / X-LLMC-Tags, or the OpenAI
+    # `user` and `metadata` fields): the application's own end user, its session, comma-joined sorted tags.
+    end_user: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    tags: str | None = Field(default=None, max_length=600)
+    # "<entity>:<id>|<limit>" when the limiter refused the call (429), e.g. "key:12|rpm"
+    throttle: str | None = Field(default=None, max_length=120)
+
+
+class FeedbackScore(SQLModel, table=True):
+    """A score given to one request or one session: numeric (`value`) or categorical (`category`), with an
+    optional comment. The scored request's alias and deployment are copied in when known, so analytics group
+    scores by model without joining the request log."""
+
+    __tablename__ = "feedback_scores"
+    __table_args__ = (
+        Index("ix_feedback_request", "request_id"),
+        Index("ix_feedback_session", "session_id"),
+        Index("ix_feedback_alias_created", "alias", "created_at"),
+        Index("ix_feedback_name_created", "name", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _ts(index=True)
+    request_id: str | None = Field(default=None, max_length=36)
+    session_id: str | None = Field(default=None, max_length=200)
+    name: str = Field(max_length=100)
+    value: float | None = None
+    category: str | None = Field(default=None, max_length=100)
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    source: str = Field(default="api", max_length=20)  # api (a virtual key) | console (a signed-in user)
+    key_id: int | None = None
+    user_id: int | None = None  # the console user who gave it (source console)
+    alias: str = Field(default="", max_length=300)
+    deployment_id: int | None = None
+    request_at: datetime | None = _ts(nullable=True)
 
 
 class NetworkAllow(SQLModel, table=True):

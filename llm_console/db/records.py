@@ -49,6 +49,10 @@ class LogRecord:
     client_ip: str = ""
     attempts: int = 1
     embedding_dims: int | None = None
+    end_user: str | None = None
+    session_id: str | None = None
+    tags: str | None = None
+    throttle: str | None = None
     spans: list[SpanRecord] = field(default_factory=list)
     # The driver-ready rows (request row, span rows), built by the log writer when the record is submitted
     # so its batch thread holds the GIL as little as possible; never stored or spooled.

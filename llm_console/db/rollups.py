@@ -36,8 +36,14 @@ LAT_COLS: tuple[str, ...] = tuple(f"lat_{i:02d}" for i in range(N_BUCKETS))
 TTFB_COLS: tuple[str, ...] = tuple(f"ttfb_{i:02d}" for i in range(N_BUCKETS))
 
 GRAIN_SECONDS = {"m": 60, "h": 3600, "d": 86400}
-MINUTE_DIMS: tuple[str, ...] = ("all", "alias", "deployment", "endpoint", "endpoint_alias", "stream")
-COARSE_DIMS: tuple[str, ...] = (*MINUTE_DIMS, "key", "user", "team", "embed_dims", "deployment_key", "deployment_team")
+MINUTE_DIMS: tuple[str, ...] = (
+    "all", "alias", "deployment", "endpoint", "endpoint_alias", "stream", "throttle", "auth_fail_ip",
+)  # fmt: skip
+COARSE_DIMS: tuple[str, ...] = (
+    *MINUTE_DIMS, "key", "user", "team", "embed_dims", "deployment_key", "deployment_team",
+    "principal", "tag", "throttled_key",
+)  # fmt: skip
+_MINUTE_SET = frozenset(MINUTE_DIMS)
 DIMS_BY_GRAIN = {"m": MINUTE_DIMS, "h": COARSE_DIMS, "d": COARSE_DIMS}
 
 SCALAR_COLS: tuple[str, ...] = (
@@ -137,8 +143,22 @@ def _id(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+def principal(r: LogRecord) -> str:
+    """Who a call counts as for "unique users": the end user it names, else the key's owner, else the key."""
+    if r.end_user:
+        return f"e:{r.end_user}"
+    if r.user_id is not None:
+        return f"u:{r.user_id}"
+    return f"k:{_id(r.key_id)}"
+
+
 def dimension_values(r: LogRecord) -> list[tuple[str, str]]:
-    """(dimension, value) pairs a record counts under; the first len(MINUTE_DIMS) are the minute ones."""
+    """(dimension, value) pairs a record counts under; those in MINUTE_DIMS also get minute rows.
+
+    `throttle` ("<entity>:<id>|<limit>") and `throttled_key` count the limiter's refusals; `principal` the
+    distinct users per hour and day; `tag` each tag the caller sent. `auth_fail_ip` rows are not written from
+    records: the gateway counts refused credentials per client address (llm_console.gateway.authfail).
+    """
     pairs = [
         ("all", ""),
         ("alias", r.alias),
@@ -155,20 +175,26 @@ def dimension_values(r: LogRecord) -> list[tuple[str, str]]:
     if r.deployment_id is not None:
         pairs.append(("deployment_key", f"{r.deployment_id}|{_id(r.key_id)}"))
         pairs.append(("deployment_team", f"{r.deployment_id}|{_id(r.team_id)}"))
+    pairs.append(("principal", principal(r)))
+    if r.tags:
+        pairs.extend(("tag", tag) for tag in r.tags.split(","))
+    if r.throttle:
+        pairs.append(("throttle", r.throttle))
+        pairs.append(("throttled_key", _id(r.key_id)))
     return pairs
 
 
 def aggregate(records: Iterable[LogRecord]) -> dict[RollupKey, Counters]:
     """Counters per rollup row for a batch of records."""
     out: dict[RollupKey, Counters] = {}
-    n_minute = len(MINUTE_DIMS)
+    minute_dims = _MINUTE_SET
     for r in records:
         minute = truncate(r.created_at, "m")
         buckets = (("m", minute), ("h", minute.replace(minute=0)), ("d", minute.replace(minute=0, hour=0)))
         lat_i = bucket_index(r.latency_ms)
         ttfb_i = bucket_index(r.ttfb_ms) if r.ttfb_ms is not None else -1
-        for i, (dim, value) in enumerate(dimension_values(r)):
-            for grain, bucket in buckets if i < n_minute else buckets[1:]:
+        for dim, value in dimension_values(r):
+            for grain, bucket in buckets if dim in minute_dims else buckets[1:]:
                 key = (grain, dim, bucket, value)
                 counters = out.get(key)
                 if counters is None:

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm_console.db.records import LogRecord, SpanRecord, new_request_id
 from llm_console.gateway import schemas
+from llm_console.gateway.attribution import attribution
 from llm_console.gateway.body import parse_json_object, read_body, validation_error
 from llm_console.gateway.errors import GatewayError, bad_request, model_not_allowed, model_not_found
 from llm_console.gateway.pricing import Usage, cost_usd
@@ -72,13 +73,17 @@ def _ms(start: float, end: float) -> float:
     return round((end - start) * 1000, 3)
 
 
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
 def _runtime(request: Request) -> GatewayRuntime:
     return request.app.state.llmc_runtime
 
 
 async def list_models(request: Request) -> Response:
     rt = _runtime(request)
-    key = await rt.keys.authenticate(request.headers)
+    key = await rt.authenticate(request.headers, _client_ip(request))
     data = [
         {"id": alias, "object": "model", "created": 0, "owned_by": "llm-console"}
         for alias in rt.routes.aliases()
@@ -89,7 +94,7 @@ async def list_models(request: Request) -> Response:
 
 async def retrieve_model(request: Request) -> Response:
     rt = _runtime(request)
-    key = await rt.keys.authenticate(request.headers)
+    key = await rt.authenticate(request.headers, _client_ip(request))
     alias = request.path_params["model"]
     if rt.routes.get(alias) is None or not key.may_use(alias):
         raise model_not_found(alias)  # a scoped key cannot probe which other aliases exist
@@ -99,7 +104,7 @@ async def retrieve_model(request: Request) -> Response:
 async def key_limits(request: Request) -> Response:
     """The calling key's limits and budgets with what is used of each (llm-console's own endpoint)."""
     rt = _runtime(request)
-    key = await rt.keys.authenticate(request.headers)
+    key = await rt.authenticate(request.headers, _client_ip(request))
     return JSONResponse(await limits_report(rt.limiter, key.plan))
 
 
@@ -128,7 +133,8 @@ def make_handler(ep: Endpoint) -> EndpointApp:
 async def handle(ep: Endpoint, request: Request) -> Response:
     rt = _runtime(request)
     t0 = time.perf_counter()
-    key = await rt.keys.authenticate(request.headers)
+    client_ip = _client_ip(request)
+    key = await rt.authenticate(request.headers, client_ip)
     t_auth = time.perf_counter()
     rec = LogRecord(
         id=new_request_id(),
@@ -137,7 +143,7 @@ async def handle(ep: Endpoint, request: Request) -> Response:
         key_id=key.id,
         user_id=key.user_id,
         team_id=key.team_id,
-        client_ip=request.client.host if request.client else "",
+        client_ip=client_ip,
     )
     rec.spans.append(SpanRecord("auth", 0.0, _ms(t0, t_auth)))
     headers = {"x-request-id": rec.id}
@@ -147,6 +153,7 @@ async def handle(ep: Endpoint, request: Request) -> Response:
         body = await read_body(request, rt.settings.max_request_body_bytes)
         rec.request_body = body[: rt.settings.log_body_max_bytes].decode("utf-8", errors="replace")
         data = parse_json_object(body)
+        rec.end_user, rec.session_id, rec.tags = attribution(request.headers, data)
         forbidden = schemas.FORBIDDEN_FIELDS.intersection(data)
         if forbidden:
             name = sorted(forbidden)[0]
@@ -199,6 +206,8 @@ async def handle(ep: Endpoint, request: Request) -> Response:
             exc.code or exc.type,
             exc.message,
         )
+        if exc.status == 429 and exc.extra and "limit" in exc.extra:
+            rec.throttle = f"{exc.extra['entity']}:{exc.extra['entity_id']}|{exc.extra['limit']}"
         rec.latency_ms = _ms(t0, time.perf_counter())
         rt.finish(rec, target, grant)
         exc.headers = {**(exc.headers or {}), **headers}

@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
+from starlette.datastructures import Headers
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import make_engine
 from llm_console.db.records import LogRecord
 from llm_console.gateway.auth import KeyCache, KeyInfo, key_info_from_row
+from llm_console.gateway.authfail import AuthFailures, write_auth_failures
 from llm_console.gateway.balancer import Balancer, DeploymentState, EngineSample, EngineSignals
+from llm_console.gateway.errors import GatewayError
 from llm_console.gateway.logwriter import LogWriter
 from llm_console.gateway.metrics import GatewayMetrics
 from llm_console.gateway.providers import PROVIDERS
@@ -96,6 +99,7 @@ class GatewayRuntime:
             batch_size=settings.log_batch_size,
             flush_interval_s=settings.log_flush_interval_s,
         )
+        self.auth_failures = AuthFailures()
         self._tasks: list[asyncio.Task[None]] = []
         # Every replica checks its deployments (its balancer needs the answers); with Redis, only the holder
         # of the "health-results" lock also records them for the console, so N replicas do not write N times.
@@ -111,6 +115,30 @@ class GatewayRuntime:
         with self.engine.connect() as conn:
             plan = load_plan(conn, row.id, row.user_id, row.team_id)
         return key_info_from_row(row, plan)
+
+    async def authenticate(self, headers: Headers, client_ip: str) -> KeyInfo:
+        """The calling key; a refused credential is counted against the client's address, then re-raised."""
+        try:
+            return await self.keys.authenticate(headers)
+        except GatewayError as exc:
+            if exc.status == 401:
+                self.auth_failures.note(client_ip)
+            raise
+
+    async def _flush_auth_failures(self) -> None:
+        counts = self.auth_failures.drain()
+        if not counts:
+            return
+        try:
+            await asyncio.to_thread(write_auth_failures, self.engine, counts)
+        except Exception as exc:  # kept for the next round
+            self.auth_failures.restore(counts)
+            log.warning("refused-credential counts could not be written: %s", type(exc).__name__)
+
+    async def _auth_fail_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.settings.log_flush_interval_s, 1.0))
+            await self._flush_auth_failures()
 
     def finish(self, rec: LogRecord, target: Target | None, grant: Grant | None = None) -> None:
         """A request is over: settle its limits, count it and queue its log row (never awaits)."""
@@ -259,6 +287,7 @@ class GatewayRuntime:
         await self.log.start()
         await self.limiter.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh"))
+        self._tasks.append(asyncio.create_task(self._auth_fail_loop(), name="llmc-auth-failures"))
         if self.settings.fleet_enabled:
             self._tasks.append(asyncio.create_task(self._engine_signals_loop(), name="llmc-engine-signals"))
         if self.settings.health_check_interval_s > 0:
@@ -281,6 +310,7 @@ class GatewayRuntime:
         await self.upstream.aclose()
         await self.limiter.stop()
         await self.log.stop()
+        await self._flush_auth_failures()
 
     @contextlib.asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:

@@ -32,8 +32,8 @@ def span_owners(db: Engine) -> list[str]:
 
 
 def seed(db: Engine) -> None:
-    """Six requests on deployment 1, each alone in its day (so each owns 6 minute, 11 hour and 11 day rollup rows:
-    the 9 dimensions, plus key and team per deployment)."""
+    """Six requests on deployment 1, each alone in its day (so each owns 6 minute, 12 hour and 12 day rollup rows:
+    the 9 dimensions, key and team per deployment, and the principal counted for unique users)."""
     day = timedelta(days=1)
     write(
         db,
@@ -48,18 +48,18 @@ def seed(db: Engine) -> None:
 
 def test_cleanup_applies_every_part_of_the_policy(db: Engine) -> None:
     seed(db)
-    assert rollup_counts(db) == {"m": 36, "h": 66, "d": 66}
+    assert rollup_counts(db) == {"m": 36, "h": 72, "d": 72}
 
     run = run_cleanup(db, POLICY, NOW)
 
     # Requests older than 30 days: A and B, with their 1 + 2 spans.
     # Bodies older than 7 days on the rows left: C and F (D had none).
-    # Minute rollups older than 2 days: A, B, C, D, F (5 x 6); hour and day rollups older than 90: A's (11 + 11).
-    assert (run.status, run.requests, run.spans, run.bodies, run.rollups, run.error) == ("ok", 2, 3, 2, 52, "")
+    # Minute rollups older than 2 days: A, B, C, D, F (5 x 6); hour and day rollups older than 90: A's (12 + 12).
+    assert (run.status, run.requests, run.spans, run.bodies, run.rollups, run.error) == ("ok", 2, 3, 2, 54, "")
     assert run.started_at == NOW and run.duration_ms >= 0
     assert rows(db) == {"C": (None, None), "D": (None, None), "F": (None, None), "E": ("prompt", "answer")}
     assert span_owners(db) == ["C", "E"]
-    assert rollup_counts(db) == {"m": 6, "h": 55, "d": 55}
+    assert rollup_counts(db) == {"m": 6, "h": 60, "d": 60}
 
 
 def test_runs_are_recorded_and_a_second_run_removes_nothing(db: Engine) -> None:
@@ -71,7 +71,7 @@ def test_runs_are_recorded_and_a_second_run_removes_nothing(db: Engine) -> None:
     runs = last_runs(db)
     assert [(r.started_at, r.status, r.requests, r.spans, r.bodies, r.rollups, r.error) for r in runs] == [
         (NOW, "ok", 0, 0, 0, 0, ""),  # same start: the later run (higher id) first
-        (NOW, "ok", 2, 3, 2, 52, ""),
+        (NOW, "ok", 2, 3, 2, 54, ""),
     ]
     assert runs[1].duration_ms == first.duration_ms
     assert rows(db).keys() == {"C", "D", "F", "E"}
@@ -102,7 +102,7 @@ def test_rollup_buckets_are_aged_by_their_start(db: Engine) -> None:
     write(db, rec(NOW - timedelta(days=2, minutes=1)), rec(NOW - timedelta(days=2) + timedelta(minutes=1)))
     run = run_cleanup(db, POLICY, NOW)
     assert run.rollups == 6
-    assert rollup_counts(db) == {"m": 6, "h": 22, "d": 11}  # two hours, one day: 11 dimensions each
+    assert rollup_counts(db) == {"m": 6, "h": 24, "d": 12}  # two hours, one day: 12 dimensions each
 
 
 def test_deletes_go_in_chunks(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
