@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from llm_console.gateway import errors
+from llm_console.gateway.feedback import post_feedback
 from llm_console.gateway.handlers import ENDPOINTS, key_limits, list_models, make_handler, retrieve_model
 from llm_console.gateway.metrics import metrics_endpoint
 from llm_console.gateway.openapi import openapi_document
@@ -36,6 +37,7 @@ def routes(runtime: GatewayRuntime, document: Callable[[], dict[str, Any]] = ope
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/v1/limits", key_limits, methods=["GET"]),
+        Route("/v1/feedback", post_feedback, methods=["POST"]),
         Route("/gateway/health", health, methods=["GET"]),
         Route("/gateway/openapi.json", openapi_endpoint(document), methods=["GET"]),
     ]
