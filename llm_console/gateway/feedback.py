@@ -2,14 +2,16 @@
 
 Body: `{"request_id" | "session_id": ..., "name": "helpfulness", "value": 0.8 | "category": "correct",
 "comment": "..."}` (a string `value` is taken as the category). The request id is the `x-request-id` header
-of the scored call. Rows reach the database a moment after the answer, so an id not found yet is looked for
-again for a short while before the 404. Answers 201 with the stored score.
+of the scored call. Rows reach the database a moment after the answer: the endpoint first lets this process's
+log writer catch up, and a request id issued within the last minute that is still not found (another replica
+may hold it) is looked for again for a couple of seconds before the 404. Answers 201 with the stored score.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,10 +23,29 @@ from llm_console.services.feedback import FeedbackError, Owner, find_target, par
 
 MAX_BODY = 16 * 1024
 POLL_S = 0.2
+RECENT_S = 60.0
 
 
 def _runtime(request: Request) -> GatewayRuntime:
     return request.app.state.llmc_runtime
+
+
+async def _caught_up(rt: GatewayRuntime, target: int, deadline: float) -> None:
+    while rt.log.written + rt.log.spilled < target and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
+def _recent(request_id: str) -> bool:
+    """A request id this gateway could have issued within the last RECENT_S (ids are UUIDv7: their first
+    48 bits are Unix milliseconds), so one worth waiting for; anything else is answered at once."""
+    try:
+        value = uuid.UUID(request_id)
+    except ValueError:
+        return False
+    if value.version != 7:
+        return False
+    age_s = time.time() - (value.int >> 80) / 1000
+    return -RECENT_S < age_s < RECENT_S
 
 
 async def post_feedback(request: Request) -> Response:
@@ -36,13 +57,13 @@ async def post_feedback(request: Request) -> Response:
     except FeedbackError as exc:
         raise bad_request(exc.message, param=exc.param, code=exc.code) from None
     owner = Owner(key_id=key.id, user_id=key.user_id, team_id=key.team_id)
-    wait_s = max(3 * rt.settings.log_flush_interval_s, 2.0)
-    deadline = time.monotonic() + wait_s
-    while True:
-        found = await asyncio.to_thread(find_target, rt.engine, item, owner)
-        if found is not None or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(POLL_S)
+    deadline = time.monotonic() + max(3 * rt.settings.log_flush_interval_s, 2.0)
+    await _caught_up(rt, rt.log.submitted, deadline)  # this process's calls made before now are written
+    found = await asyncio.to_thread(find_target, rt.engine, item, owner)
+    if found is None and item.request_id is not None and _recent(item.request_id):
+        while found is None and time.monotonic() < deadline:  # another replica may still be writing it
+            await asyncio.sleep(POLL_S)
+            found = await asyncio.to_thread(find_target, rt.engine, item, owner)
     if found is None:
         what, param = (
             (f"request '{item.request_id}'", "request_id")

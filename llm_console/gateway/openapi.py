@@ -26,6 +26,20 @@ ERROR = {
     },
 }
 
+FEEDBACK = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "request_id": {"type": "string", "maxLength": 36, "description": "The scored call's x-request-id."},
+        "session_id": {"type": "string", "maxLength": 200, "description": "Or a session (X-LLMC-Session-Id)."},
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "value": {"type": ["number", "string"], "description": "A number, or a category label."},
+        "category": {"type": "string", "maxLength": 100},
+        "comment": {"type": "string", "maxLength": 2000},
+    },
+}
+
 ERROR_STATUSES = {
     "400": "Malformed body, wrong types, a forbidden field, or a parameter the target cannot express.",
     "401": "Missing, malformed, unknown, revoked or expired key.",
@@ -102,6 +116,33 @@ def openapi_document() -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
                 "401": {"description": ERROR_STATUSES["401"]},
+            },
+        }
+    }
+    components["Feedback"] = FEEDBACK
+    paths["/v1/feedback"] = {
+        "post": {
+            "summary": "Score one of the caller's requests (its x-request-id) or sessions",
+            "operationId": "v1_feedback",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feedback"}}},
+            },
+            "responses": {
+                "201": {
+                    "description": "The stored score.",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "400": {
+                    "description": "A missing or malformed field (`invalid_feedback`, `param` names it).",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+                "401": {"description": ERROR_STATUSES["401"]},
+                "404": {
+                    "description": "No such request or session made with this key, its owner or its team.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+                "413": {"description": "Body larger than 16 KiB."},
             },
         }
     }
