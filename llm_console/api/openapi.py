@@ -59,6 +59,12 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         {"type": "string", "maxLength": MAX_SEARCH},
         "Text in the request or response body, matched literally (row endpoints only; member role).",
     ),
+    "end_user": (
+        {"type": "string", "maxLength": 200},
+        "The caller's end user (X-LLMC-User or `user`; row endpoints only).",
+    ),
+    "session": ({"type": "string", "maxLength": 200}, "One session (X-LLMC-Session-Id; row endpoints only)."),
+    "tag": ({"type": "string", "maxLength": 50}, "Calls carrying this tag (X-LLMC-Tags; row endpoints only)."),
     "group_by": ({"type": "string", "enum": ["model"]}, "One series per model alias (the 10 busiest)."),
     "order_by": (
         {"type": "string", "enum": ["requests", "cost", "errors", "prompt_tokens", "completion_tokens"]},
@@ -120,6 +126,9 @@ _ROW = {
     "latency_ms": NUM,
     "ttfb_ms": _nullable(NUM),
     "attempts": INT,
+    "end_user": _nullable(STR),
+    "session_id": _nullable(STR),
+    "tags": _nullable(STR),
     "total_tokens": INT,
     "deployment_name": _nullable(STR),
     "key_name": _nullable(STR),
@@ -175,6 +184,22 @@ SCHEMAS: dict[str, Any] = {
             "spans": _list(_obj(_SPAN)),
             "served_by": _nullable(
                 _obj({"container_id": STR, "container_name": STR, "image": STR, "host": STR, "gpus": _list(STR)})
+            ),
+            "feedback": _list(
+                _obj(
+                    {
+                        "id": INT,
+                        "object": STR,
+                        "created_at": INT,
+                        "request_id": _nullable(STR),
+                        "session_id": _nullable(STR),
+                        "name": STR,
+                        "value": _nullable(NUM),
+                        "category": _nullable(STR),
+                        "comment": _nullable(STR),
+                        "source": STR,
+                    }
+                )
             ),
         }
     ),

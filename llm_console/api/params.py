@@ -42,9 +42,12 @@ URL_NAMES = {
     "min_latency_ms": "min_latency",
     "min_cost_usd": "min_cost",
     "search": "q",
+    "end_user": "end_user",
+    "session_id": "session",
+    "tag": "tag",
 }
 DIMENSION_PARAMS = ("model", "endpoint", "deployment", "key", "user", "team", "stream")
-ROW_ONLY_PARAMS = ("status", "min_latency", "min_cost", "q")
+ROW_ONLY_PARAMS = ("status", "min_latency", "min_cost", "q", "end_user", "session", "tag")
 
 
 @dataclass(frozen=True, slots=True)

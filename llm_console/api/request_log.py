@@ -17,6 +17,7 @@ from llm_console.db.queries.logs import Page, RequestDetail, decode_cursor, list
 from llm_console.db.queries.names import Directory
 from llm_console.fleet.serving import ServedBy, served_by
 from llm_console.gateway.errors import bad_request
+from llm_console.services.feedback import ScoreView, scores_for
 from llm_console.services.logs_page import scoped, visible_request
 from llm_console.services.scope import Scope, visible_directory
 
@@ -51,10 +52,11 @@ async def list_page(api: Api, request: Request, principal: Principal) -> Respons
 
 def _detail(
     engine: Engine, request_id: str, scope: Scope | None
-) -> tuple[RequestDetail | None, Directory, ServedBy | None]:
+) -> tuple[RequestDetail | None, Directory, ServedBy | None, list[ScoreView]]:
     found = visible_request(engine, request_id, scope)
     served = served_by(engine, found.row.deployment_id, found.row.created_at) if found else None
-    return found, visible_directory(engine, scope), served
+    scores = scores_for(engine, found.row.id, found.row.session_id) if found else []
+    return found, visible_directory(engine, scope), served, scores
 
 
 async def detail(api: Api, request: Request, principal: Principal) -> Response:
@@ -63,7 +65,7 @@ async def detail(api: Api, request: Request, principal: Principal) -> Response:
     request_id = str(request.path_params.get("request_id", ""))
     if not REQUEST_ID.fullmatch(request_id):
         raise not_found("No request with this id.")
-    found, names, served = await api.db(_detail, request_id, principal.scope)
+    found, names, served, scores = await api.db(_detail, request_id, principal.scope)
     if found is None:
         raise not_found("No request with this id.")
-    return json_response(detail_json(found, names, served))
+    return json_response(detail_json(found, names, served, scores))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from llm_console.db.queries.names import Directory
 from llm_console.db.queries.spend import Spend
 from llm_console.db.queries.usage import Totals
 from llm_console.fleet.serving import ServedBy
+from llm_console.services.feedback import ScoreView
 
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 NAME_FIELDS = (("deployment_name", "deployment"), ("key_name", "key"), ("user_name", "user"), ("team_name", "team"))
@@ -70,8 +72,11 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def detail_json(d: RequestDetail, names: Directory, served: ServedBy | None = None) -> dict[str, Any]:
-    """The request with bodies and spans, and the container and GPUs that served its deployment (or null)."""
+def detail_json(
+    d: RequestDetail, names: Directory, served: ServedBy | None = None, scores: Sequence[ScoreView] = ()
+) -> dict[str, Any]:
+    """The request with bodies and spans, the container and GPUs that served its deployment (or null), and the
+    feedback given to it or its session."""
     return {
         "request": row_json(d.row, names),
         "request_body": scrub_text(d.request_body),
@@ -100,6 +105,7 @@ def detail_json(d: RequestDetail, names: Directory, served: ServedBy | None = No
             if served
             else None
         ),
+        "feedback": [s.to_api() for s in scores],
     }
 
 

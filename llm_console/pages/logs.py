@@ -7,7 +7,7 @@ import reflex as rx
 from llm_console import routes
 from llm_console.components.filters import filter_errors, option_select, range_picker, text_filter
 from llm_console.components.layout import console_page
-from llm_console.components.trace import code_block, detail_facts, message, waterfall
+from llm_console.components.trace import code_block, detail_facts, fact, message, waterfall
 from llm_console.components.widgets import section, status_badge
 from llm_console.state.logs import LogsState
 
@@ -32,6 +32,9 @@ def filters() -> rx.Component:
             text_filter(LogsState, "min_latency", "Min latency (ms)", c["min_latency"], width="110px"),
             text_filter(LogsState, "min_cost", "Min cost ($)", c["min_cost"], width="100px"),
             text_filter(LogsState, "q", "Search prompts and answers", c["q"], placeholder="text…", width="220px"),
+            text_filter(LogsState, "end_user", "End user", c["end_user"], width="140px"),
+            text_filter(LogsState, "session", "Session", c["session"], width="160px"),
+            text_filter(LogsState, "tag", "Tag", c["tag"], width="110px"),
             rx.button("Clear filters", variant="soft", size="1", on_click=LogsState.clear_filters, align_self="end"),
             gap="12px",
             wrap="wrap",
@@ -111,6 +114,65 @@ def pager() -> rx.Component:
     )
 
 
+def attribution() -> rx.Component:
+    """Who the call was for, as the caller named it; the session links to all of its calls."""
+    d = LogsState.detail
+    return rx.flex(
+        fact("End user", d["end_user"]),
+        rx.vstack(
+            rx.text("Session", size="1", color=rx.color("gray", 11)),
+            rx.cond(
+                d["session"] != "",
+                rx.link(d["session"], href=routes.LOGS + "?session=" + d["session"], size="2", id="detail-session"),
+                rx.text("—", size="2"),
+            ),
+            spacing="0",
+            min_width="150px",
+        ),
+        fact("Tags", d["tags"]),
+        gap="12px",
+        wrap="wrap",
+        width="100%",
+        id="detail-attribution",
+    )
+
+
+def score_row(s: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(s["name"]),
+        rx.table.cell(rx.text(s["value"], weight="bold"), data_kind=s["kind"]),
+        rx.table.cell(s["scope"]),
+        rx.table.cell(s["comment"], style={"overflow_wrap": "anywhere"}),
+        rx.table.cell(s["source"]),
+        rx.table.cell(s["time"]),
+        class_name="score-row",
+    )
+
+
+def feedback_list() -> rx.Component:
+    return rx.cond(
+        LogsState.scores.length() > 0,
+        rx.table.root(
+            rx.table.header(
+                rx.table.row(
+                    *[rx.table.column_header_cell(h) for h in ("Score", "Value", "On", "Comment", "From", "When")]
+                )
+            ),
+            rx.table.body(rx.foreach(LogsState.scores, score_row)),
+            size="1",
+            width="100%",
+            id="feedback-scores",
+        ),
+        rx.text(
+            "No feedback yet. Score this call with POST /v1/feedback and its request id "
+            "(the x-request-id response header), or its session with session_id.",
+            size="2",
+            color=rx.color("gray", 11),
+            id="feedback-empty",
+        ),
+    )
+
+
 def detail_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
@@ -120,6 +182,7 @@ def detail_dialog() -> rx.Component:
                 LogsState.detail.contains("id"),
                 rx.vstack(
                     detail_facts(LogsState.detail),
+                    attribution(),
                     rx.cond(
                         LogsState.detail["error_message"] != "",
                         rx.callout.root(
@@ -130,6 +193,7 @@ def detail_dialog() -> rx.Component:
                         rx.tabs.list(
                             rx.tabs.trigger("Trace", value="trace"),
                             rx.tabs.trigger("Conversation", value="conversation"),
+                            rx.tabs.trigger("Feedback", value="feedback"),
                             rx.tabs.trigger("Request body", value="request"),
                             rx.tabs.trigger("Response body", value="response"),
                         ),
@@ -141,6 +205,7 @@ def detail_dialog() -> rx.Component:
                             value="conversation",
                             padding_top="10px",
                         ),
+                        rx.tabs.content(feedback_list(), value="feedback", padding_top="10px"),
                         rx.tabs.content(code_block(LogsState.request_body), value="request", padding_top="10px"),
                         rx.tabs.content(code_block(LogsState.response_body), value="response", padding_top="10px"),
                         default_value="trace",

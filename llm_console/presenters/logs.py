@@ -22,6 +22,7 @@ class LogsView:
     request_body: str = ""
     response_body: str = ""
     detail_error: str = ""
+    scores: list[dict[str, str]] = field(default_factory=list)
     retention: dict[str, str] = field(default_factory=dict)
     as_of: str = ""
 
@@ -87,7 +88,22 @@ def logs_view(data: LogsData, settings: Settings, *, show_bodies: bool = True) -
                 else "— (no container tracked)"
             ),
             "gpu": ", ".join(data.served_by.gpus) if data.served_by and data.served_by.gpus else "—",
+            "end_user": r.end_user or "—",
+            "session": r.session_id or "",
+            "tags": ", ".join(r.tags.split(",")) if r.tags else "—",
         }
+        view.scores = [
+            {
+                "name": s.name,
+                "value": s.shown,
+                "kind": "numeric" if s.value is not None else "category",
+                "scope": "this request" if s.request_id == r.id else "its session",
+                "comment": s.comment or "",
+                "source": "API" if s.source == "api" else "console",
+                "time": s.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            }
+            for s in data.scores
+        ]
         if not show_bodies:
             d = replace(d, request_body=None, response_body=None)
         view.messages = [{"role": m.role, "content": m.content} for m in conversation(d)]

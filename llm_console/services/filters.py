@@ -53,6 +53,9 @@ PARAMS = (
     "min_latency",
     "min_cost",
     "q",
+    "end_user",
+    "session",
+    "tag",
 )
 # Page-level parameters carried along unchanged (the logs cursor and opened request, a table page).
 PASS_THROUGH = ("cursor", "id", "page")
@@ -210,6 +213,13 @@ def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> Par
         if name in p and (num := _number(p[name], name, errors)) is not None:
             values[attr] = num
             accepted[name] = p[name]
+    for name, attr in (("end_user", "end_user"), ("session", "session_id"), ("tag", "tag")):
+        if name in p:
+            text = p[name].strip()[:200]
+            if text and text.isprintable():
+                values[attr] = accepted[name] = text
+            else:
+                errors.append(Problem.ignored(name, "expected printable text."))
     if "q" in p:
         q = p["q"]
         if len(q) > MAX_SEARCH:

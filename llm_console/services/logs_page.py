@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
@@ -13,6 +13,7 @@ from llm_console.db.queries.logs import Page, RequestDetail
 from llm_console.db.queries.names import Directory
 from llm_console.db.retention import RetentionRun, last_runs
 from llm_console.fleet.serving import ServedBy, served_by
+from llm_console.services.feedback import ScoreView, scores_for
 from llm_console.services.filters import ParsedFilters
 from llm_console.services.scope import Scope, visible_directory
 
@@ -28,6 +29,7 @@ class LogsData:
     retention: list[RetentionRun]
     as_of: datetime
     served_by: ServedBy | None = None  # the container and GPUs behind the opened request's deployment
+    scores: list[ScoreView] = field(default_factory=list)  # feedback on the opened request and its session
 
 
 def scoped(filters: RequestFilters, scope: Scope | None) -> RequestFilters:
@@ -65,4 +67,5 @@ def load_logs(
         retention=last_runs(engine, limit=1),
         as_of=datetime.now(UTC),
         served_by=served_by(engine, detail.row.deployment_id, detail.row.created_at) if detail else None,
+        scores=scores_for(engine, detail.row.id, detail.row.session_id) if detail else [],
     )

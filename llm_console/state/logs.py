@@ -16,7 +16,10 @@ from llm_console.services.logs_page import load_logs
 from llm_console.services.scope import scope_for
 from llm_console.state.dashboard import DashboardMixin
 
-FILTER_KEYS = ("model", "deployment", "status", "key", "user", "team", "stream", "min_latency", "min_cost", "q")
+FILTER_KEYS = (
+    "model", "deployment", "status", "key", "user", "team", "stream", "min_latency", "min_cost", "q",
+    "end_user", "session", "tag",
+)  # fmt: skip
 
 
 class LogsState(DashboardMixin, rx.State):
@@ -33,6 +36,7 @@ class LogsState(DashboardMixin, rx.State):
     request_body: str = ""
     response_body: str = ""
     detail_error: str = ""
+    scores: list[dict[str, str]] = []
     retention: dict[str, str] = {}
     export_query: str = ""
 
@@ -50,6 +54,7 @@ class LogsState(DashboardMixin, rx.State):
         self.detail, self.messages, self.spans = view.detail, view.messages, view.spans
         self.request_body, self.response_body = view.request_body, view.response_body
         self.detail_error, self.retention, self.as_of = view.detail_error, view.retention, view.as_of
+        self.scores = view.scores
         self.detail_open = bool(view.detail) or bool(view.detail_error)
         self.current = {k: parsed.params.get(k, "") for k in FILTER_KEYS}
         self.paged = "cursor" in parsed.params

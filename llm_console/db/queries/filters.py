@@ -33,6 +33,9 @@ class RequestFilters:
     min_latency_ms: float | None = None
     min_cost_usd: float | None = None
     search: str | None = None
+    end_user: str | None = None  # the caller's own end user (X-LLMC-User / OpenAI `user`)
+    session_id: str | None = None
+    tag: str | None = None  # one tag, matched whole
     # Team scope of a member or viewer: only rows of these teams, or their own (`visible_user_id`).
     # None: no scope (operators and admins see every row).
     visible_team_ids: frozenset[int] | None = None
@@ -72,6 +75,7 @@ class RequestFilters:
             names.append("min_cost_usd")
         if self.search:
             names.append("search")
+        names += [n for n in ("end_user", "session_id", "tag") if getattr(self, n) is not None]
         if self.visible_team_ids is not None:
             names.append("scope")
         return names

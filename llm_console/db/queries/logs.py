@@ -42,6 +42,9 @@ LIST_COLUMNS = (
     "latency_ms",
     "ttfb_ms",
     "attempts",
+    "end_user",
+    "session_id",
+    "tags",
 )
 
 
@@ -67,6 +70,9 @@ class RequestRow:
     latency_ms: float
     ttfb_ms: float | None
     attempts: int
+    end_user: str | None = None
+    session_id: str | None = None
+    tags: str | None = None
 
     @property
     def tokens(self) -> int:
@@ -125,12 +131,15 @@ def like_pattern(text: str) -> str:
 
 
 # Filters that are plain equality on the column of the same name.
-EQUALS = ("alias", "endpoint", "deployment_id", "status", "key_id", "user_id", "team_id", "stream")
+EQUALS = (
+    "alias", "endpoint", "deployment_id", "status", "key_id", "user_id", "team_id", "stream", "end_user", "session_id",
+)  # fmt: skip
 
 
 def _has_nul(f: RequestFilters) -> bool:
     """PostgreSQL refuses text with NUL characters; no stored value holds one, so such a filter matches nothing."""
-    return any(isinstance(v, str) and "\x00" in v for v in (f.alias, f.endpoint, f.status, f.search))
+    texts = (f.alias, f.endpoint, f.status, f.search, f.end_user, f.session_id, f.tag)
+    return any(isinstance(v, str) and "\x00" in v for v in texts)
 
 
 def conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
@@ -141,6 +150,8 @@ def conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
         value = getattr(f, attr)
         if value is not None:
             where.append(R.c[attr] == value)
+    if f.tag is not None:  # tags are stored sorted and comma-joined: match one whole
+        where.append(("," + R.c.tags + ",").like(like_pattern("," + f.tag + ","), escape="\\"))
     if f.min_latency_ms is not None:
         where.append(R.c.latency_ms >= f.min_latency_ms)
     if f.min_cost_usd is not None:
