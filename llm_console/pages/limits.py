@@ -20,7 +20,14 @@ def limits() -> rx.Component:
         filter_errors(LimitsState),
         form_notice(LimitsState.notice, id="limits-notice"),
         my_usage(),
-        rx.cond(LimitsState.org_wide, rx.fragment(all_limits(), default_limits())),
+        rx.cond(
+            LimitsState.org_wide,
+            rx.fragment(
+                rx.link("Rate-limit analytics", href=routes.ANALYTICS_LIMITS, size="2", id="limits-analytics-link"),
+                all_limits(),
+                default_limits(),
+            ),
+        ),
         edit_dialog(),
         spacing="4",
         width="100%",

@@ -353,3 +353,27 @@ def test_rows_come_back_in_utc(db: Engine) -> None:
     (row,) = list_requests(db, RANGE).rows
     assert row.created_at == at(4, 10, 1, 2, 345678) and row.created_at.utcoffset() == timedelta(0)
     assert isinstance(row.created_at, datetime)
+
+
+def test_attribution_filters_match_whole_values(db: Engine) -> None:
+    rows = [
+        rec(at(4, 10, 1), id="t1"),
+        rec(at(4, 10, 2), id="t2"),
+        rec(at(4, 10, 3), id="t3"),
+        rec(at(4, 10, 4), id="t4"),
+    ]
+    rows[0].end_user, rows[0].session_id, rows[0].tags = "alice", "s-1", "beta,prod"
+    rows[1].end_user, rows[1].session_id, rows[1].tags = "alice2", "s-1", "prod"
+    rows[2].end_user, rows[2].tags = "bob", "pro%d,x_y"
+    write(db, *rows)
+    assert find(db, end_user="alice") == ["t1"]  # whole value, not a prefix
+    assert find(db, session_id="s-1") == ["t2", "t1"]
+    assert find(db, tag="prod") == ["t2", "t1"]  # a whole tag, anywhere in the list
+    assert find(db, tag="pro") == []
+    assert find(db, tag="pro%d") == ["t3"]  # LIKE wildcards in a tag are taken literally
+    assert find(db, tag="x_y") == ["t3"]
+    assert find(db, tag="x%y") == []
+    assert find(db, tag="beta", session_id="s-1") == ["t1"]
+    detail = get_request(db, "t1")
+    assert detail is not None
+    assert (detail.row.end_user, detail.row.session_id, detail.row.tags) == ("alice", "s-1", "beta,prod")
