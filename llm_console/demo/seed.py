@@ -33,6 +33,7 @@ from llm_console.db.models import (
     AliasDeployment,
     Budget,
     Deployment,
+    FeedbackScore,
     Membership,
     ModelAlias,
     ModelPrice,
@@ -112,6 +113,15 @@ MODELS: tuple[ModelSpec, ...] = (
           45, sigma=0.5),
 )  # fmt: skip
 UNKNOWN_ALIASES = ("gpt-5", "claude-opus", "llama-4-maverick", "gpt4o")
+END_USERS = 600  # the applications' own users, named in the calls (X-LLMC-User / `user`)
+TAGS = ("prod", "prod", "prod", "beta", "checkout", "support", "search")
+FEEDBACK_SHARE = 0.03  # of successful app chat calls get a score
+# Mean helpfulness (1-5) each chat model earns in the demo: close enough between some that a cheaper model
+# is a fair recommendation, far enough for others that it is not.
+SCORE_LEVEL = {
+    "llama-3.1-8b": 3.4, "llama-3.3-70b": 4.0, "qwen2.5-coder-32b": 3.9, "gpt-4o": 4.2, "gpt-4o-mini": 4.1,
+    "o3-mini": 4.3, "claude-sonnet": 4.4, "claude-haiku": 4.0,
+}  # fmt: skip
 TEAMS = (
     "search", "recommendations", "payments", "fraud", "support-bots", "docs", "platform", "data-eng", "ml-research",
     "growth", "mobile", "web", "security", "legal-ops", "finance", "hr-tools", "sales-assist", "marketing",
@@ -300,8 +310,19 @@ def _dumps(value: Any) -> str:
 class _Traffic:
     """Builds one LogRecord at a time; every draw comes from the one seeded generator."""
 
-    def __init__(self, rng: random.Random, deployments: dict[str, int], keys: list[_Key], incident: float) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        deployments: dict[str, int],
+        keys: list[_Key],
+        incident: float,
+        people: random.Random | None = None,
+    ) -> None:
         self.rng = rng
+        # End users, sessions, tags and feedback draw from their own generator, so the calls themselves are
+        # the same with or without them.
+        self.people = people or random.Random(0)
+        self.feedback: list[dict[str, Any]] = []
         self.keys = keys
         zipf = [1.0 / (rank + 1) ** 1.05 for rank in range(len(keys))]  # a few keys send most of the traffic
         rng.shuffle(zipf)
@@ -419,7 +440,29 @@ class _Traffic:
             state = "ok" if rec.status == "ok" else "error"
             rec.spans.append(SpanRecord("stream", ttfb, round(latency - ttfb, 3), state, attrs))
         c.spans += len(rec.spans)
+        if spec.kind == "chat" and not key.service:
+            self.attribute(rec, ts)
         return rec
+
+    def attribute(self, rec: LogRecord, ts: float) -> None:
+        """An application's end user (a few hundred, some much busier), a session per user and half hour,
+        a tag or two; now and then a score: helpfulness 1-5 (each model has its own level) or thumbs."""
+        p = self.people
+        n = int(p.paretovariate(1.2)) % END_USERS
+        rec.end_user = f"user-{n:04d}"
+        rec.session_id = f"{rec.end_user}-{int(ts) // 1800:x}"
+        rec.tags = ",".join(sorted({p.choice(TAGS) for _ in range(p.randint(1, 2))}))
+        if rec.status == "ok" and p.random() < FEEDBACK_SHARE:
+            level = SCORE_LEVEL.get(rec.alias, 3.8)
+            common = {"request_id": rec.id, "alias": rec.alias, "deployment_id": rec.deployment_id,
+                      "key_id": rec.key_id, "request_at": rec.created_at,
+                      "created_at": rec.created_at + timedelta(seconds=p.uniform(5, 600))}  # fmt: skip
+            if p.random() < 0.7:
+                value = float(min(5, max(1, round(p.gauss(level, 0.9)))))
+                self.feedback.append({**common, "name": "helpfulness", "value": value, "category": None})
+            else:
+                up = p.random() < (level - 1) / 4
+                self.feedback.append({**common, "name": "thumbs", "value": None, "category": "up" if up else "down"})
 
     def failed(self, rec: LogRecord, failure: _Failure, at: float) -> LogRecord:
         rec.status, rec.status_code, rec.error_type = "error", failure.status_code, failure.error_type
@@ -541,6 +584,15 @@ def _add_budgets(engine: Engine, now: datetime, tz: str) -> None:
             conn.execute(insert(Budget), [_row(Budget, **r, updated_at=now) for r in rows])
 
 
+def _write_feedback(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(
+                FeedbackScore.__table__.insert(),  # type: ignore[attr-defined]
+                [{**r, "session_id": None, "comment": None, "source": "api", "user_id": None} for r in rows],
+            )
+
+
 def seed(
     engine: Engine,
     *,
@@ -566,10 +618,13 @@ def seed(
     writer, private = _seeding_engine(engine)
     try:
         deployments, keys = _add_config(writer, rng, end)
-        traffic = _Traffic(rng, deployments, keys, (start + (end - start) * 0.9).timestamp())
+        people = random.Random(seed * 7919 + 1)
+        traffic = _Traffic(rng, deployments, keys, (start + (end - start) * 0.9).timestamp(), people)
         done = 0
         for batch in traffic.batches(_hour_counts(rng, start, end, count)):
             write_batch(writer, batch)
+            _write_feedback(writer, traffic.feedback)
+            traffic.feedback.clear()
             done += len(batch)
             if progress is not None:
                 progress(done, count)

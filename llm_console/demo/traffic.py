@@ -69,6 +69,8 @@ def _payload(rng: random.Random, models: list[str]) -> dict[str, Any]:
     if rng.random() < 0.3:
         messages.insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
     payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": rng.randint(32, 200)}
+    if rng.random() < 0.8:  # the application names its end user (OpenAI's `user` field)
+        payload["user"] = f"user-{int(rng.paretovariate(1.2)) % 200:04d}"
     if rng.random() < STREAM_SHARE:
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}

@@ -140,3 +140,31 @@ def test_bad_arguments_get_a_clear_error(
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("python -m llm_console.demo.seed: error: ") and "\n" not in err, err
+
+
+def test_app_chat_calls_name_end_users_sessions_and_tags_and_some_are_scored(
+    seeded: tuple[Engine, SeedSummary],
+) -> None:
+    engine, _ = seeded
+    named, chat_calls = one(
+        engine,
+        "SELECT SUM(end_user IS NOT NULL), SUM(endpoint IN ('/v1/chat/completions', '/v1/messages')) FROM requests",
+    )
+    assert 0 < int(str(named)) <= int(str(chat_calls))  # service keys and embeddings name nobody
+    assert one(engine, "SELECT COUNT(*) FROM requests WHERE end_user IS NOT NULL AND session_id IS NULL")[0] == 0
+    users = one(engine, "SELECT COUNT(DISTINCT end_user) FROM requests")[0]
+    assert 20 < int(str(users)) <= 600
+    scored, orphans = one(
+        engine,
+        "SELECT COUNT(*), SUM(r.id IS NULL OR r.alias != f.alias OR r.status != 'ok') "
+        "FROM feedback_scores f LEFT JOIN requests r ON r.id = f.request_id",
+    )
+    assert int(str(scored)) > 0 and int(str(orphans)) == 0  # every score belongs to a successful call of its model
+    bad = one(
+        engine,
+        "SELECT COUNT(*) FROM feedback_scores WHERE NOT ((name = 'helpfulness' AND value BETWEEN 1 AND 5 "
+        "AND category IS NULL) OR (name = 'thumbs' AND value IS NULL AND category IN ('up', 'down')))",
+    )
+    assert bad == (0,)
+    principals = one(engine, "SELECT COUNT(*) FROM usage_rollups WHERE grain = 'd' AND dim = 'principal'")[0]
+    assert int(str(principals)) > int(str(users))  # end users, plus key owners for calls naming none
