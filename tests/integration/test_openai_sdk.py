@@ -137,3 +137,35 @@ def test_revoked_key_gets_401(gateway: Stack) -> None:
         c.models.list()
     with client(gateway, "sk-llmc-' OR 1=1 --aaaaaaaaaaaa") as c, pytest.raises(openai.AuthenticationError):
         c.models.list()
+
+
+def test_end_user_session_and_tags_then_feedback_through_the_sdk(gateway: Stack) -> None:
+    """What docs/analytics.md shows: `user` and X-LLMC-* headers on a call, then POST /feedback with the SDK."""
+    with client(gateway) as c:
+        raw = c.chat.completions.with_raw_response.create(
+            model="chat",
+            messages=[{"role": "user", "content": "Where is my order?"}],
+            max_tokens=8,
+            user="customer-4711",
+            extra_headers={"X-LLMC-Session-Id": "support-chat-981", "X-LLMC-Tags": "prod,support"},
+        )
+        request_id = raw.headers["x-request-id"]
+        # at once, before the log row is necessarily written: the endpoint waits for it
+        score = c.post(
+            "/feedback",
+            cast_to=object,
+            body={"request_id": request_id, "name": "helpfulness", "value": 4, "comment": "right answer"},
+        )
+        session_score = c.post(
+            "/feedback", cast_to=object, body={"session_id": "support-chat-981", "name": "outcome", "value": "resolved"}
+        )
+        with pytest.raises(openai.BadRequestError) as bad:
+            c.post("/feedback", cast_to=object, body={"request_id": request_id, "name": "thumbs", "value": True})
+        with pytest.raises(openai.NotFoundError):
+            c.post("/feedback", cast_to=object, body={"session_id": "nobody's", "name": "x", "value": 1})
+    assert isinstance(score, dict) and isinstance(session_score, dict)
+    assert (score["request_id"], score["value"], score["comment"]) == (request_id, 4, "right answer")
+    assert (session_score["session_id"], session_score["category"]) == ("support-chat-981", "resolved")
+    assert bad.value.body["param"] == "value"  # type: ignore[index]
+    row = wait_row(gateway, request_id)
+    assert (row.end_user, row.session_id, row.tags) == ("customer-4711", "support-chat-981", "prod,support")
