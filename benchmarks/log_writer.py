@@ -32,9 +32,12 @@ from llm_console.db.migrate import upgrade
 from llm_console.db.records import LogRecord, SpanRecord
 from llm_console.db.rollups import aggregate, upsert_rows
 
+TAGS = ("prod", "beta", "checkout", "support", "search", "batch")
+
 
 def records(batches: int, size: int, seed: int = 1) -> list[list[LogRecord]]:
-    """Batches spread over ~10 minutes of traffic: 12 aliases, 200 keys, 120 users, 20 teams, spans."""
+    """Batches spread over ~10 minutes of traffic: 12 aliases, 200 keys, 120 users, 20 teams, spans, and
+    end users, sessions and tags on most calls."""
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(hours=1)
     out = []
@@ -43,6 +46,7 @@ def records(batches: int, size: int, seed: int = 1) -> list[list[LogRecord]]:
         for i in range(size):
             user = rng.randrange(1, 121)
             stream = rng.random() < 0.4
+            named = rng.random() < 0.7
             batch.append(
                 LogRecord(
                     id=str(uuid.uuid4()),
@@ -63,6 +67,10 @@ def records(batches: int, size: int, seed: int = 1) -> list[list[LogRecord]]:
                     ttfb_ms=rng.lognormvariate(5, 0.5) if stream else None,
                     request_body='{"model": "m", "messages": [{"role": "user", "content": "hello there"}]}',
                     response_body="x" * 300,
+                    # 70% of calls name an end user (1,000 of them), a session and one or two of six tags
+                    end_user=f"user-{rng.randrange(1000)}" if named else None,
+                    session_id=f"s-{rng.randrange(5000)}" if named else None,
+                    tags=",".join(sorted({rng.choice(TAGS) for _ in range(rng.randint(1, 2))})) if named else None,
                     spans=[
                         SpanRecord("auth", 0.0, 0.1),
                         SpanRecord("route", 0.1, 0.05),
