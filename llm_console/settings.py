@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     fleet_raw_retention_hours: float = Field(default=24.0, ge=1)
     fleet_retention_days: float = Field(default=14.0, gt=0)
     gpu_cost_allocation: Literal["tokens", "busy_time"] = "tokens"
+    langfuse_host: str = ""
+    langfuse_public_key: str = ""
+    langfuse_secret_key: SecretStr | None = None
+    langfuse_include_bodies: bool = True
+    langfuse_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    otel_exporter_endpoint: str = ""
+    otel_exporter_headers: SecretStr | None = None
+    otel_service_name: str = Field(default="llm-console", min_length=1, max_length=200)
+    otel_include_bodies: bool = False
+    otel_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    telemetry_queue_size: int = Field(default=2000, ge=10)
+    telemetry_export_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    telemetry_status_interval_s: float = Field(default=5.0, gt=0)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None

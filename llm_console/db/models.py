@@ -9,7 +9,8 @@ from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import llm_console.db.alert_tables  # (registers alert_rules and alert_events)
-import llm_console.db.fleet_tables  # noqa: F401  (registers the fleet tables)
+import llm_console.db.fleet_tables  # (registers the fleet tables)
+import llm_console.db.telemetry_tables  # noqa: F401  (registers the telemetry export tables)
 from llm_console.db import rollups  # noqa: F401  (registers usage_rollups in the same metadata)
 
 

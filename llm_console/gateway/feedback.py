@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, Response
 from llm_console.gateway.body import parse_json_object, read_body
 from llm_console.gateway.errors import GatewayError, bad_request
 from llm_console.gateway.runtime import GatewayRuntime
-from llm_console.services.feedback import FeedbackError, Owner, find_target, parse, store
+from llm_console.services.feedback import FeedbackError, Owner, ScoreView, find_target, parse, store
+from llm_console.telemetry.convert import ScoreRecord
 
 MAX_BODY = 16 * 1024
 POLL_S = 0.2
@@ -77,4 +78,11 @@ async def post_feedback(request: Request) -> Response:
             code="not_found",
         )
     view = await asyncio.to_thread(store, rt.engine, item, owner, found)
+    rt.telemetry.offer_scores([_score_record(view)])  # to Langfuse, when that export is on
     return JSONResponse(view.to_api(), status_code=201)
+
+
+def _score_record(v: ScoreView) -> ScoreRecord:
+    return ScoreRecord(
+        v.id, v.created_at, v.name, v.value, v.category, v.comment, v.request_id, v.session_id, v.source, v.alias
+    )

@@ -33,6 +33,7 @@ from llm_console.limits.limiter import Grant, Limiter
 from llm_console.limits.plan import load_plan
 from llm_console.services.keys import find_by_hash
 from llm_console.settings import Settings
+from llm_console.telemetry.pipeline import TelemetryExporter, route_deployments
 
 if TYPE_CHECKING:
     from llm_console.services.probe import ProbeResult
@@ -99,6 +100,9 @@ class GatewayRuntime:
             batch_size=settings.log_batch_size,
             flush_interval_s=settings.log_flush_interval_s,
         )
+        # Langfuse / OTLP export: fed with each committed batch, off the hot path (a queue and a worker thread).
+        self.telemetry = TelemetryExporter(self.engine, self.box, settings, route_deployments(lambda: self.routes))
+        self.log.on_written(self.telemetry.offer)
         self.auth_failures = AuthFailures()
         self._tasks: list[asyncio.Task[None]] = []
         # Every replica checks its deployments (its balancer needs the answers); with Redis, only the holder
@@ -185,6 +189,7 @@ class GatewayRuntime:
                     # Keys, limits and budgets changed somewhere (any replica: they all write audit events):
                     # forget the cached ones, so a revocation or a new limit applies here within one interval.
                     self.keys.invalidate()
+                    self.telemetry.config_changed()
                 if current != self._stamp or time.monotonic() - self._loaded_at >= FULL_RELOAD_S:
                     await self.reload_routes()
             except Exception as exc:  # keep serving the last good table
@@ -285,6 +290,7 @@ class GatewayRuntime:
         await self.reload_routes()
         await self.upstream.start()
         await self.log.start()
+        await self.telemetry.start()
         await self.limiter.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh"))
         self._tasks.append(asyncio.create_task(self._auth_fail_loop(), name="llmc-auth-failures"))
@@ -310,6 +316,7 @@ class GatewayRuntime:
         await self.upstream.aclose()
         await self.limiter.stop()
         await self.log.stop()
+        await self.telemetry.stop()  # after the log writer: its last batches are exported too
         await self._flush_auth_failures()
 
     @contextlib.asynccontextmanager
