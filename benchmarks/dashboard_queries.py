@@ -43,6 +43,7 @@ from llm_console.demo.seed import seed
 from llm_console.fleet.queries import deployment_fleet, fleet_overview, kv_cache, memory_trend
 from llm_console.gateway.runtime import tune_gc
 from llm_console.presenters.fleet import fleet_view
+from llm_console.services import analytics
 from llm_console.services import usage as overview
 from llm_console.services.costs import TOP, load_costs
 from llm_console.services.embeddings import load_embeddings
@@ -220,7 +221,7 @@ def pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
         Query("Embeddings", "breakdown endpoint_alias 7d", lambda: usage.breakdown(engine, week, now,
               "endpoint_alias", order_by="requests", limit=200, grain=embed_grain), DASHBOARD_MS),
     ]  # fmt: skip
-    return qs + pages + fleet_pages(engine, now, repeat) + raw_scans(engine, now)
+    return qs + pages + fleet_pages(engine, now, repeat) + analytics_pages(engine, now) + raw_scans(engine, now)
 
 
 def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
@@ -272,6 +273,40 @@ def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
     ]  # fmt: skip
 
 
+def analytics_pages(engine: Engine, now: datetime) -> list[Query]:
+    """The Analytics page as its state asks: one `load_analytics` over the URL's range (30 d, 7 d), with and
+    without an A/B comparison of the two busiest deployments (the page reads 10,000 request rows an arm), then
+    each panel alone to show where the time goes, and `ab_test` at its own default of 50,000 rows an arm."""
+
+    def span(name: str) -> tuple[datetime, datetime]:
+        f = parse_filters({"range": name}, now).filters
+        assert f.start is not None and f.end is not None
+        return f.start, f.end
+
+    m1, w1 = span("30d"), span("7d")
+    busiest = usage.breakdown(engine, *m1, "deployment", order_by="requests", limit=3, hist=False)
+    a, b = [v for v, _ in busiest if v][:2]
+    ab = ("deployment", a, b)
+    an = "Analytics"
+    return [
+        Query(an, "load_analytics 30d (whole page)", lambda: analytics.load_analytics(engine, *m1, now), DASHBOARD_MS),
+        Query(an, "load_analytics 7d (whole page)", lambda: analytics.load_analytics(engine, *w1, now), DASHBOARD_MS),
+        Query(an, "load_analytics 30d + A/B (whole page)", lambda: analytics.load_analytics(engine, *m1, now, ab=ab),
+              DASHBOARD_MS),
+        Query(an, "traces_over_time 30d", lambda: analytics.traces_over_time(engine, *m1), DASHBOARD_MS),
+        Query(an, "unique_users 30d", lambda: analytics.unique_users(engine, *m1), DASHBOARD_MS),
+        Query(an, "heatmap 30d", lambda: analytics.heatmap(engine, *m1), DASHBOARD_MS),
+        Query(an, "model_comparison 30d", lambda: analytics.model_comparison(engine, *m1), DASHBOARD_MS),
+        Query(an, "recommendations 30d", lambda: analytics.recommendations(engine, *m1), DASHBOARD_MS),
+        Query(an, "anomalies 168 h (24 h windows)", lambda: analytics.anomalies(engine, now), DASHBOARD_MS),
+        Query(an, "forecasts (28 days)", lambda: analytics.forecasts(engine, now), DASHBOARD_MS),
+        Query(an, "ab_test 30d, 10k rows an arm (page)", lambda: analytics.ab_test(engine, *m1, kind="deployment",
+              a=a, b=b, max_rows=analytics.AB_PAGE_ROWS), DASHBOARD_MS),
+        Query(an, "ab_test 30d, 50k rows an arm (API)", lambda: analytics.ab_test(engine, *m1, kind="deployment",
+              a=a, b=b)),
+    ]  # fmt: skip
+
+
 def raw_scans(engine: Engine, now: datetime) -> list[Query]:
     """The same headline figures the way LiteLLM-style dashboards get them: aggregates over `requests`."""
     sums = [
@@ -308,8 +343,31 @@ def raw_scans(engine: Engine, now: datetime) -> list[Query]:
 
         return run
 
+    def per_day_users() -> object:
+        """Distinct callers per day the way a log-only dashboard counts them."""
+        day = func.date(R.c.created_at)
+        who = func.coalesce(R.c.end_user, func.cast(R.c.user_id, R.c.end_user.type), func.cast(R.c.key_id,
+                            R.c.end_user.type))  # fmt: skip
+        stmt = select(day, func.count(func.distinct(who))).where(R.c.created_at >= now - timedelta(days=DAYS),
+                                                                  R.c.created_at < now).group_by(day)  # fmt: skip
+        with engine.connect() as conn:
+            return conn.execute(stmt).all()
+
+    def weekday_hour() -> object:
+        if engine.dialect.name == "sqlite":
+            dow, hour = func.strftime("%w", R.c.created_at), func.strftime("%H", R.c.created_at)
+        else:
+            utc_at = func.timezone("UTC", R.c.created_at)
+            dow, hour = func.extract("dow", utc_at), func.extract("hour", utc_at)
+        stmt = select(dow, hour, func.count()).where(R.c.created_at >= now - timedelta(days=DAYS),
+                                                     R.c.created_at < now).group_by(dow, hour)  # fmt: skip
+        with engine.connect() as conn:
+            return conn.execute(stmt).all()
+
     raw = "raw requests"
     return [
+        Query(raw, "30d users per day (COUNT DISTINCT)", per_day_users, baseline="unique_users 30d"),
+        Query(raw, "30d weekday x hour (GROUP BY)", weekday_hour, baseline="heatmap 30d"),
         Query(raw, "24h totals (COUNT/SUM)", scan(now - timedelta(hours=24)), baseline="totals 24h"),
         Query(raw, "7d totals (COUNT/SUM)", scan(now - timedelta(days=7)), baseline="totals 7d"),
         Query(

@@ -2,6 +2,7 @@
 
 from llm_console.pages import (
     alerts,
+    analytics,
     audit,
     catalog,
     config,
@@ -19,11 +20,14 @@ from llm_console.pages import (
     planned,
     routing,
     spend,
+    telemetry,
+    throttle_analytics,
     usage,
 )
 
 __all__ = [
     "alerts",
+    "analytics",
     "audit",
     "catalog",
     "config",
@@ -41,5 +45,7 @@ __all__ = [
     "planned",
     "routing",
     "spend",
+    "telemetry",
+    "throttle_analytics",
     "usage",
 ]

@@ -6,12 +6,6 @@ from llm_console import routes
 from llm_console.components.layout import coming_soon, console_page
 
 PLANNED: list[tuple[str, str, str, list[str]]] = [
-    (
-        routes.ANALYTICS,
-        "Analytics",
-        "Langfuse-style analytics over the request log.",
-        ["Traces over time, unique users, usage heatmap", "Feedback scores, A/B comparison", "Anomalies and forecasts"],
-    ),
     (routes.PROMPTS, "Prompts", "Versioned prompt management.", ["Prompt versions and labels", "Playground"]),
 ]
 

@@ -47,6 +47,8 @@ HANDLERS: dict[str, dict[str, str]] = {
     "FleetState": dict.fromkeys(DASHBOARD, "viewer"),  # read-only: no container actions
     "FleetDeploymentState": dict.fromkeys(DASHBOARD, "viewer"),
     "FleetKvState": dict.fromkeys(DASHBOARD, "viewer"),
+    "ThrottleAnalyticsState": dict.fromkeys(DASHBOARD, "operator"),  # organization-wide refusals and abuse
+    "AnalyticsState": dict.fromkeys(DASHBOARD, "operator"),  # organization-wide figures, like Usage
     "LogsState": dict.fromkeys((*DASHBOARD, "open_request", "close_request", "next_page", "first_page"), "viewer"),
     "CatalogState": dict.fromkeys(("load", "search_catalog", "toggle_compare", "clear_compare"), "viewer"),
     "CatalogEditState": dict.fromkeys(("save", "refresh_metadata"), "operator"),
@@ -101,6 +103,10 @@ HANDLERS: dict[str, dict[str, str]] = {
         ),
         "operator",
     ),
+    "TelemetryState": {
+        **dict.fromkeys(("load", "live"), "operator"),  # status and settings, read-only; no secret is sent
+        **dict.fromkeys(("edit", "close_form", "save_langfuse", "save_otlp", "send_test"), "admin"),
+    },
     "RoutingEditState": dict.fromkeys(
         (
             "set_strategy",
@@ -136,12 +142,14 @@ PAGES: dict[str, str] = {
     "models": "viewer",
     "keys": "viewer",
     "config/yaml": "viewer",
+    "config/telemetry": "operator",
     "config": "viewer",
     "limits": "viewer",
     "fleet": "viewer",
     "fleet/deployment": "viewer",
     "fleet/kv-cache": "viewer",
-    "analytics": "viewer",
+    "analytics/limits": "operator",
+    "analytics": "operator",
     "prompts": "viewer",
 }
 
@@ -155,6 +163,7 @@ ROUTES: dict[str, set[int]] = {
     "/v1/messages": {401},
     "/v1/models": {401},
     "/v1/limits": {401},
+    "/v1/feedback": {401},
     "/v1/models/{model:path}": {401},
     "/gateway/health": {200},  # liveness only: no configuration in it
     "/gateway/openapi.json": {200},  # the public API description
