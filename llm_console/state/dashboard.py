@@ -116,7 +116,7 @@ class DashboardMixin(rx.State, mixin=True):
         if not await self._allowed() or not self._export_tables:
             return None
         tables = {name: [dict(row) for row in getattr(self, name)] for name in self._export_tables}
-        stem = self._route.strip("/") or "overview"
+        stem = self._route.strip("/").replace("/", "-") or "overview"
         if fmt == "json":
             return rx.download(data=tables_json(tables), filename=f"{stem}.json", mime_type="application/json")
         first = self._export_tables[0]

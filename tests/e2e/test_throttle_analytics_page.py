@@ -156,6 +156,7 @@ def test_the_range_is_a_deep_link_and_the_export_holds_the_tables(
 
     with page.expect_download() as download:
         page.get_by_role("button", name="JSON").click()
+    assert download.value.suggested_filename == "analytics-limits.json"  # the route's "/" as "-": no path in it
     exported = json.loads(Path(download.value.path()).read_text())
     assert any(r["throttle"] == f"key:{throttled.key_id}|rpm" for r in exported["episodes"])
     assert any(r["address"] == "127.0.0.1" for r in exported["bursts"])

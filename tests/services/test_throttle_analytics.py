@@ -28,13 +28,11 @@ from llm_console.db.records import LogRecord
 from llm_console.db.rollups import truncate
 from llm_console.gateway.authfail import write_auth_failures
 from llm_console.services.sessions import SessionUser
+from llm_console.services.throttle_abuse import abuse_patterns, auth_bursts, key_spikes
 from llm_console.services.throttle_analytics import (
     Throttle,
-    abuse_patterns,
-    auth_bursts,
     auto_grain,
     breach_timeline,
-    key_spikes,
     load_throttle_analytics,
     parse_throttle,
     throttled_over_time,
@@ -265,6 +263,11 @@ def downloaded(spec: Any) -> str:
     return base64.b64decode(url.split(",", 1)[1]).decode()
 
 
+def download_name(spec: Any) -> str:
+    """The file name an rx.download event offers the browser."""
+    return str(dict((str(k), v) for k, v in spec.args)["filename"]._var_value)
+
+
 class Page:
     """The page's state under a root State, driven as a connected socket would (see test_fleet_state.py)."""
 
@@ -332,11 +335,16 @@ async def test_the_page_state_refuses_strangers_and_viewers_and_shows_operators_
     assert [(r["throttle"], r["refusals"]) for r in s.episodes] == [("key:1|rpm", "1")]
     assert [(r["address"], r["burst_refusals"]) for r in s.bursts] == [("127.0.0.1", "22")]
     assert "robust z-score" in s.method and s.spikes == [] and "key-hours" in s.spikes_empty
-    exported = json.loads(downloaded(await page.export("json")))
+    as_json = await page.export("json")
+    exported = json.loads(downloaded(as_json))
     assert exported["episodes"][0]["throttle"] == "key:1|rpm" and exported["top_keys"][0]["refused"] == "1"
     assert set(exported) == set(ThrottleAnalyticsState._export_tables)
-    csv_rows = downloaded(await page.export("csv")).splitlines()
+    as_csv = await page.export("csv")
+    csv_rows = downloaded(as_csv).splitlines()
     assert csv_rows[0] == "t,requests,tokens,budget" and len(csv_rows) == 1 + len(s.chart)
+    # the route /analytics/limits names the files without a path separator: "analytics" + "-" + "limits"
+    assert download_name(as_json) == "analytics-limits.json"
+    assert download_name(as_csv) == "analytics-limits-chart.csv"  # the first export table is "chart"
 
 
 def test_the_page_builds_from_its_state_vars() -> None:
