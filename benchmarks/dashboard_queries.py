@@ -43,7 +43,7 @@ from llm_console.demo.seed import seed
 from llm_console.fleet.queries import deployment_fleet, fleet_overview, kv_cache, memory_trend
 from llm_console.gateway.runtime import tune_gc
 from llm_console.presenters.fleet import fleet_view
-from llm_console.services import analytics
+from llm_console.services import analytics, analytics_ab, analytics_signals
 from llm_console.services import usage as overview
 from llm_console.services.costs import TOP, load_costs
 from llm_console.services.embeddings import load_embeddings
@@ -275,7 +275,7 @@ def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
 
 def analytics_pages(engine: Engine, now: datetime) -> list[Query]:
     """The Analytics page as its state asks: one `load_analytics` over the URL's range (30 d, 7 d), with and
-    without an A/B comparison of the two busiest deployments (the page reads 10,000 request rows an arm), then
+    without an A/B comparison of the two busiest deployments (the page reads `AB_PAGE_ROWS` request rows an arm), then
     each panel alone to show where the time goes, and `ab_test` at its own default of 50,000 rows an arm."""
 
     def span(name: str) -> tuple[datetime, datetime]:
@@ -287,7 +287,7 @@ def analytics_pages(engine: Engine, now: datetime) -> list[Query]:
     busiest = usage.breakdown(engine, *m1, "deployment", order_by="requests", limit=3, hist=False)
     a, b = [v for v, _ in busiest if v][:2]
     ab = ("deployment", a, b)
-    an = "Analytics"
+    an, page_k = "Analytics", analytics_ab.AB_PAGE_ROWS // 1000
     return [
         Query(an, "load_analytics 30d (whole page)", lambda: analytics.load_analytics(engine, *m1, now), DASHBOARD_MS),
         Query(an, "load_analytics 7d (whole page)", lambda: analytics.load_analytics(engine, *w1, now), DASHBOARD_MS),
@@ -297,12 +297,12 @@ def analytics_pages(engine: Engine, now: datetime) -> list[Query]:
         Query(an, "unique_users 30d", lambda: analytics.unique_users(engine, *m1), DASHBOARD_MS),
         Query(an, "heatmap 30d", lambda: analytics.heatmap(engine, *m1), DASHBOARD_MS),
         Query(an, "model_comparison 30d", lambda: analytics.model_comparison(engine, *m1), DASHBOARD_MS),
-        Query(an, "recommendations 30d", lambda: analytics.recommendations(engine, *m1), DASHBOARD_MS),
-        Query(an, "anomalies 168 h (24 h windows)", lambda: analytics.anomalies(engine, now), DASHBOARD_MS),
-        Query(an, "forecasts (28 days)", lambda: analytics.forecasts(engine, now), DASHBOARD_MS),
-        Query(an, "ab_test 30d, 10k rows an arm (page)", lambda: analytics.ab_test(engine, *m1, kind="deployment",
-              a=a, b=b, max_rows=analytics.AB_PAGE_ROWS), DASHBOARD_MS),
-        Query(an, "ab_test 30d, 50k rows an arm (API)", lambda: analytics.ab_test(engine, *m1, kind="deployment",
+        Query(an, "recommendations 30d", lambda: analytics_signals.recommendations(engine, *m1), DASHBOARD_MS),
+        Query(an, "anomalies 168 h (24 h windows)", lambda: analytics_signals.anomalies(engine, now), DASHBOARD_MS),
+        Query(an, "forecasts (28 days)", lambda: analytics_signals.forecasts(engine, now), DASHBOARD_MS),
+        Query(an, f"ab_test 30d, {page_k}k rows an arm (page)", lambda: analytics_ab.ab_test(engine, *m1,
+              kind="deployment", a=a, b=b, max_rows=analytics_ab.AB_PAGE_ROWS), DASHBOARD_MS),
+        Query(an, "ab_test 30d, 50k rows an arm (API)", lambda: analytics_ab.ab_test(engine, *m1, kind="deployment",
               a=a, b=b)),
     ]  # fmt: skip
 

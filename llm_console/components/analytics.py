@@ -13,10 +13,15 @@ from llm_console.components.charts import SERIES_COLORS
 from llm_console.components.filters import export_buttons, filter_errors, option_select
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section, stat_card
-from llm_console.state.analytics import SCORE_SLOTS, WEEKDAYS
+from llm_console.presenters.analytics import SCORE_SLOTS, WEEKDAYS
 
 RANGE_ITEMS = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("90d", "Last 90 days")]
 AB_KIND_OPTIONS = [{"value": "deployment", "label": "Deployments"}, {"value": "alias", "label": "Models"}]
+# What `load_analytics` narrows by each filter, said once so nobody reads a panel as filtered when it is not.
+FILTER_SCOPE = (
+    "A model narrows the traffic chart, the heatmap and the feedback panel; a tag narrows the traffic chart. "
+    "The other panels cover all traffic in the range."
+)
 
 
 def muted(*text: Any, **props: Any) -> rx.Component:
@@ -28,7 +33,8 @@ def empty_or(rows: Any, body: rx.Component, message: str) -> rx.Component:
 
 
 def toolbar(state: Any) -> rx.Component:
-    """Range, then a model or a tag (choosing one clears the other: the URL holds at most one), and exports."""
+    """Range, then a model or a tag (choosing one clears the other: the URL holds at most one), and exports;
+    under them, one line saying which panels the filters narrow."""
     return rx.vstack(
         rx.hstack(
             rx.segmented_control.root(
@@ -49,6 +55,7 @@ def toolbar(state: Any) -> rx.Component:
             wrap="wrap",
             spacing="3",
         ),
+        muted(FILTER_SCOPE, id="filter-scope"),
         filter_errors(state),
         width="100%",
     )

@@ -1,5 +1,6 @@
 """What the Analytics page shows, as plain frozen dataclasses (the contract between
-`llm_console.services.analytics`, which computes them, and the page's state, which renders them).
+`llm_console.services.analytics` with `analytics_ab` and `analytics_signals`, which compute them, and the
+page's state, which renders them).
 
 Models are the aliases clients ask for. Times are UTC. Every ratio is None when its denominator is zero,
 and every confidence interval is None when there are too few samples to state one honestly.

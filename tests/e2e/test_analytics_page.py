@@ -258,6 +258,11 @@ def test_bad_filters_are_named_and_the_page_still_shows_figures(page: Page, cons
     expect(errors).to_contain_text("Unknown comparison 'coin'")
     expect(page.get_by_role("radio", name="Last 7 days")).to_have_attribute("aria-checked", "true")
     expect(page.locator("#filter-model")).to_have_text(MODEL)
+    scope = page.locator("#filter-scope")  # says which panels a model or a tag narrows
+    expect(scope).to_have_text(
+        "A model narrows the traffic chart, the heatmap and the feedback panel; a tag narrows the traffic chart. "
+        "The other panels cover all traffic in the range."
+    )
     expect(page.locator("#analytics-economics table")).to_be_visible()
 
 

@@ -1,7 +1,8 @@
 """The Telemetry page: an admin points the OTLP and Langfuse exports at a real HTTP receiver on 127.0.0.1, tests
 both, makes a gateway call with the openai SDK and watches the receiver get it and the cards turn Connected;
 an operator sees the same status read-only, a viewer is refused; secrets never reach the browser; axe finds
-nothing serious. The page's own figures (status words, times, counts, sample rate) are checked first, by hand.
+nothing serious. The cards' own figures (status words, times, counts, sample rate) are checked by hand in
+tests/services/test_telemetry_presenter.py.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import openai
 import pytest
@@ -22,9 +21,7 @@ from llm_console import routes
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import make_engine
 from llm_console.services import telemetry_admin
-from llm_console.services.telemetry_admin import LangfuseView, OtlpView, SinkStatus
 from llm_console.settings import Settings
-from llm_console.state.telemetry import langfuse_card, otlp_card, sample_rate, secret, when
 from llm_console.telemetry.probe import TEST_SPAN
 from tests.conftest import run_cli
 from tests.e2e.conftest import MODEL, Console
@@ -34,70 +31,6 @@ from tests.telemetry.receiver import PUBLIC_KEY, SECRET_KEY, Receiver, Running
 OTLP_PATH, LANGFUSE_PATH = "/v1/traces", "/api/public/otel/v1/traces"
 # Each process adds its counts to the shared status every 5 s and the page refreshes every 5 s; a busy machine.
 LIVE_WAIT_MS = 45_000
-NOW = datetime(2026, 3, 4, 12, 0, 0, tzinfo=UTC)
-
-
-def test_a_sinks_card_says_in_words_how_it_is_doing() -> None:
-    status = SinkStatus(
-        state="error",
-        last_ok_at=NOW - timedelta(seconds=90),
-        last_error="HTTP 503 from the collector",
-        last_error_at=NOW - timedelta(seconds=12),
-        exported=12345,
-        dropped=7,
-    )
-    view = OtlpView(
-        enabled=True,
-        endpoint="http://collector:4318/v1/traces",
-        header_names=["Authorization", "X-Scope"],
-        headers_set=True,
-        service_name="llm-console",
-        include_bodies=False,
-        sample_rate=0.125,
-        source="console",
-        updated_at=NOW - timedelta(hours=3),
-        updated_by="admin@localhost",
-        status=status,
-    )
-    card = otlp_card(view, NOW)
-    assert card["state"] == "error" and card["label"] == "Error"
-    assert card["last_export"] == "2026-03-04 11:58:30 UTC (2 min ago)"  # 90 s ago, 1.5 min rounds to 2
-    assert card["last_error"] == "2026-03-04 11:59:48 UTC (12 s ago): HTTP 503 from the collector"
-    assert card["exported"] == "12,345" and card["dropped"] == "7"
-    assert card["sample"] == "12.5% of requests"  # 0.125 x 100
-    assert card["headers"] == "Authorization, X-Scope"  # names only: values are secrets
-    assert card["source"] == "set in the console, 2026-03-04 09:00:00 UTC (3.0 h ago) by admin@localhost"
-    assert card["bodies"] == "no (metadata only)" and card["enabled"] == "yes"
-
-    lf = LangfuseView(
-        enabled=False,
-        host="https://cloud.langfuse.com",
-        public_key="",
-        secret_set=False,
-        include_bodies=True,
-        sample_rate=1.0,
-        source="default",
-        updated_at=None,
-        updated_by="",
-        status=SinkStatus("off", None, "", None, 0, 0),
-    )
-    card = langfuse_card(lf, NOW)
-    assert (card["label"], card["last_export"], card["last_error"]) == ("Off", "never", "none")
-    assert (card["public_key"], card["secret"], card["source"]) == ("not set", "not set", "defaults")
-    assert card["sample"] == "100% of requests"
-    waiting = langfuse_card(replace(lf, status=SinkStatus("waiting", None, "", None, 0, 0)), NOW)
-    assert waiting["label"] == "Waiting for data"
-    assert when(NOW - timedelta(days=3), NOW) == "2026-03-01 12:00:00 UTC (3.0 days ago)"
-
-
-def test_form_values_are_read_as_the_service_needs_them() -> None:
-    assert sample_rate({"sample_rate": " 0.25 "}) == 0.25
-    with pytest.raises(ValueError, match="sample rate must be a number from 0 to 1, not 'lots'"):
-        sample_rate({"sample_rate": "lots"})
-    with pytest.raises(ValueError, match="not ''"):
-        sample_rate({})
-    assert secret({"secret_key": "   "}, "secret_key") is None  # empty keeps the stored one
-    assert secret({"secret_key": " sk-lf-1 "}, "secret_key") == "sk-lf-1"
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ from sqlalchemy.engine import Engine
 from llm_console.db.models import FeedbackScore
 from llm_console.db.records import LogRecord
 from llm_console.services import analytics as an
+from llm_console.services import analytics_ab as ab
+from llm_console.services import analytics_signals as signals
+from llm_console.services.analytics_types import TracePoint
 from tests.db.seeding import (  # noqa: F401
     add_rows,
     at,
@@ -47,9 +50,9 @@ def test_traces_over_time_zero_fills_minutes(db: Engine) -> None:
     points = an.traces_over_time(db, at(4, 10), at(4, 11))  # one hour: minutes
     assert len(points) == 60 and points[0].bucket == at(4, 10) and points[-1].bucket == at(4, 10, 59)
     # 10:00: two calls (one error), 10 + 5 + 1 tokens, $0.75; 10:01 nothing; 10:02 the claude call
-    assert points[0] == an.TracePoint(at(4, 10), 2, 1, 16, 0.75)
-    assert points[1] == an.TracePoint(at(4, 10, 1), 0, 0, 0, 0.0)
-    assert points[2] == an.TracePoint(at(4, 10, 2), 1, 0, 7, 1.0)
+    assert points[0] == TracePoint(at(4, 10), 2, 1, 16, 0.75)
+    assert points[1] == TracePoint(at(4, 10, 1), 0, 0, 0, 0.0)
+    assert points[2] == TracePoint(at(4, 10, 2), 1, 0, 7, 1.0)
     assert sum(p.requests for p in points) == 3
     only = an.traces_over_time(db, at(4, 10), at(4, 11), alias="claude")
     assert [(p.bucket, p.requests) for p in only if p.requests] == [(at(4, 10, 2), 1)]
@@ -76,7 +79,7 @@ def test_traces_over_a_week_are_hourly(db: Engine) -> None:
     write(db, call(at(2, 5, 30)), call(at(2, 5, 45)))
     points = an.traces_over_time(db, at(1), at(8))
     assert len(points) == 7 * 24
-    assert points[24 + 5] == an.TracePoint(at(2, 5), 2, 0, 0, 0.0)
+    assert points[24 + 5] == TracePoint(at(2, 5), 2, 0, 0, 0.0)
 
 
 def test_unique_users_count_end_users_and_key_owners(db: Engine) -> None:
@@ -244,7 +247,7 @@ def test_ab_options(db: Engine) -> None:
         call(at(4, 3), alias="mini", deployment_id=None),  # refused before routing
         call(at(9), alias="old", deployment_id=2),  # outside the range
     )
-    deployments, aliases = an.ab_options(db, at(4), at(5))
+    deployments, aliases = ab.ab_options(db, at(4), at(5))
     assert deployments == [("99", "#99 (deleted)"), ("3", "azure-eu / gpt-eu"), ("1", "openai-main / gpt-a")]
     assert aliases == [("gpt", "gpt"), ("mini", "mini")]
 
@@ -263,10 +266,10 @@ def test_load_analytics_is_the_panels_together(db: Engine) -> None:
     assert data.errors == an.error_rates(db, start, end)
     assert data.feedback == an.feedback_summary(db, start, end)
     assert data.comparison == an.model_comparison(db, start, end)
-    assert (data.ab_deployments, data.ab_aliases) == an.ab_options(db, start, end)
-    assert data.anomalies == an.anomalies(db, now)
-    assert data.forecasts == an.forecasts(db, now)
-    assert data.recommendations == an.recommendations(db, start, end)
+    assert (data.ab_deployments, data.ab_aliases) == ab.ab_options(db, start, end)
+    assert data.anomalies == signals.anomalies(db, now)
+    assert data.forecasts == signals.forecasts(db, now)
+    assert data.recommendations == signals.recommendations(db, start, end)
     assert data.tags == [("eval", 1)] and data.as_of == now
     assert data.ab is None
     assert data.ab_error == "Choose two different deployments: A and B are both 'openai-main / gpt-a'."

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from llm_console.db.models import FeedbackScore, ModelAlias
-from llm_console.services import analytics as an
+from llm_console.services import analytics_ab as ab
 from tests.db.seeding import (  # noqa: F401
     add_rows,
     at,
@@ -58,7 +58,7 @@ def arms(db: Engine) -> Engine:
 
 
 def test_two_deployments(arms: Engine) -> None:
-    r = an.ab_test(arms, START, END, kind="deployment", a="1", b="2")
+    r = ab.ab_test(arms, START, END, kind="deployment", a="1", b="2")
     a, b = r.a, r.b
     assert (r.kind, r.sampled, a.label, b.label) == ("deployment", False, "openai-main / gpt-a", "openai-main / gpt-b")
     assert (a.value, a.n, a.errors, a.error_rate, b.n, b.errors, b.error_rate) == ("1", 4, 0, 0.0, 4, 2, 0.5)
@@ -99,13 +99,14 @@ def test_two_deployments(arms: Engine) -> None:
 
 
 def test_two_models_sampled(arms: Engine) -> None:
-    r = an.ab_test(arms, START, END, kind="alias", a="gpt", b="mini", max_rows=3)
+    r = ab.ab_test(arms, START, END, kind="alias", a="gpt", b="mini", max_rows=3)
     # the newest three of each: A 200, 300, 400 ms; B 300 (an error), 400, 500 ms
     assert r.sampled and (r.a.label, r.b.label) == ("gpt", "mini")
     assert (r.a.n, r.a.mean_latency_ms, r.b.n, r.b.errors, r.b.mean_latency_ms) == (3, 300.0, 3, 1, 400.0)
     # scores only of the calls read: A's a1, a2 (5, 3), B's b1, b2 (3, 1)
     assert (r.a.score_n, r.a.score_mean, r.b.score_n, r.b.score_mean) == (2, 4.0, 2, 2.0)
-    assert "newest 3" in r.method
+    # the oldest call read of each: A's a1 at 01:01, B's b1 at 02:01 (the range starts at midnight)
+    assert "judged on its newest 3 (gpt from 2026-03-04 01:01 UTC; mini from 2026-03-04 02:01 UTC)." in r.method
 
 
 def test_significant_difference(db: Engine) -> None:
@@ -115,7 +116,7 @@ def test_significant_difference(db: Engine) -> None:
         *[rec(at(4, 1, i), deployment_id=1, latency=100.0 + i % 2) for i in range(30)],
         *[rec(at(4, 2, i), deployment_id=3, latency=200.0 + i % 2, status="error") for i in range(30)],
     )
-    r = an.ab_test(db, START, END, kind="deployment", a="1", b="3")
+    r = ab.ab_test(db, START, END, kind="deployment", a="1", b="3")
     err, lat = r.differences[:2]
     # 0/30 vs 30/30: the difference's interval sits far above 0; latency +100 ms with a spread of 1 ms
     assert (err.diff, err.significant) == (1.0, True) and err.ci_low is not None and err.ci_low > 0.8
@@ -148,11 +149,11 @@ def test_significant_difference(db: Engine) -> None:
 )
 def test_bad_arms(arms: Engine, kind: str, a: str, b: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        an.ab_test(arms, START, END, kind=kind, a=a, b=b)
+        ab.ab_test(arms, START, END, kind=kind, a=a, b=b)
     assert str(info.value).startswith(message)
 
 
 def test_a_configured_model_without_calls(arms: Engine) -> None:
     add_rows(arms, ModelAlias(alias="quiet"))
     with pytest.raises(ValueError, match="The model 'quiet' had no calls in the range"):
-        an.ab_test(arms, START, END, kind="alias", a="gpt", b="quiet")
+        ab.ab_test(arms, START, END, kind="alias", a="gpt", b="quiet")

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from llm_console.db.models import FeedbackScore
 from llm_console.db.records import LogRecord
-from llm_console.services import analytics as an
+from llm_console.services import analytics_signals as signals
 from tests.db.seeding import (  # noqa: F401
     EMBED,
     add_rows,
@@ -49,7 +49,7 @@ def _hours(spike: bool = False) -> list[LogRecord]:
 
 def test_flat_noise_raises_no_flag(db: Engine) -> None:
     write(db, *_hours(), rec(at(10, 0, 10), cost=500.0))  # the current hour is not over: never judged
-    report = an.anomalies(db, NOW, hours=24, window=24)
+    report = signals.anomalies(db, NOW, hours=24, window=24)
     # every window holds twelve $1.00 and twelve $1.02 hours: median 1.01, MAD 0.01, so each hour sits at
     # z = ±0.6745; latency likewise (median 105 ms, MAD 5 ms); error rate is 0 throughout (z = 0)
     assert report.anomalies == [] and report.hours_checked == 24
@@ -58,7 +58,7 @@ def test_flat_noise_raises_no_flag(db: Engine) -> None:
 
 def test_a_spike_is_flagged(db: Engine) -> None:
     write(db, *_hours(spike=True))
-    spend, errors = an.anomalies(db, NOW, hours=24, window=24).anomalies
+    spend, errors = signals.anomalies(db, NOW, hours=24, window=24).anomalies
     # 03-09 12:00 against 03-08 12:00 .. 03-09 11:00: twelve $1.00 and twelve $1.02 -> median 1.01, MAD 0.01
     # z = 0.6745 * (10 - 1.01) / 0.01 = 606.3755
     assert (spend.metric, spend.at, spend.value, spend.direction) == ("spend", at(9, 12), 10.0, "up")
@@ -71,8 +71,8 @@ def test_a_spike_is_flagged(db: Engine) -> None:
 
 def test_anomaly_arguments(db: Engine) -> None:
     with pytest.raises(ValueError, match="at least one hour"):
-        an.anomalies(db, NOW, hours=0)
-    assert an.anomalies(db, NOW).anomalies == []  # no traffic: spend 0 throughout, rates never judged
+        signals.anomalies(db, NOW, hours=0)
+    assert signals.anomalies(db, NOW).anomalies == []  # no traffic: spend 0 throughout, rates never judged
 
 
 def test_forecast_on_a_known_line(db: Engine) -> None:
@@ -80,7 +80,7 @@ def test_forecast_on_a_known_line(db: Engine) -> None:
     write(db, *[rec(at(d, 12, i), prompt=10, cost=0.5) for d in range(1, 29) for i in range(d)])
     write(db, *[rec(at(28, 12, i, month=2), cost=9.0) for i in range(50)])  # 02-28: before the 28 days
     write(db, *[rec(at(29, 1, i), cost=9.0) for i in range(40)])  # today (03-29): not over, left out
-    requests, tokens, cost = an.forecasts(db, at(29, 12))
+    requests, tokens, cost = signals.forecasts(db, at(29, 12))
     assert requests.history[0] == (at(1).date(), 1.0) and requests.history[-1] == (at(28).date(), 28.0)
     # requests = x + 1 exactly: slope 1; today is x = 28 -> 29, then 30 .. 35; no scatter, no interval width
     assert requests.slope_per_day == approx(1.0)
@@ -97,7 +97,7 @@ def test_forecast_on_a_known_line(db: Engine) -> None:
 def test_forecast_zero_fills_and_stops_at_zero(db: Engine) -> None:
     # 03-05 .. 03-09: 8, 6, 4, 2 calls and a silent day (0): slope -2; the line goes below 0 from 03-10
     write(db, *[rec(at(5 + k, 3, i)) for k, n in enumerate((8, 6, 4, 2)) for i in range(n)])
-    (requests, *_) = an.forecasts(db, at(10, 12), history_days=5, horizon=2)
+    (requests, *_) = signals.forecasts(db, at(10, 12), history_days=5, horizon=2)
     assert [v for _, v in requests.history] == [8, 6, 4, 2, 0]
     assert requests.slope_per_day == approx(-2.0)
     assert [(p.day, p.value, p.low, p.high) for p in requests.points] == [
@@ -106,9 +106,9 @@ def test_forecast_zero_fills_and_stops_at_zero(db: Engine) -> None:
     ]
     assert requests.next_7_days_total == 0.0
     with pytest.raises(ValueError, match="at least 3 days"):
-        an.forecasts(db, NOW, history_days=2)
+        signals.forecasts(db, NOW, history_days=2)
     with pytest.raises(ValueError, match="at least one day ahead"):
-        an.forecasts(db, NOW, horizon=0)
+        signals.forecasts(db, NOW, horizon=0)
 
 
 def _pair(small_latency: float = 900.0, small_errors: int = 0, small_cost: float = 0.002) -> list[LogRecord]:
@@ -133,7 +133,7 @@ def _scores(alias: str, values: list[float]) -> list[FeedbackScore]:
 def test_cheaper_model(db: Engine) -> None:
     add_rows(db, *directory_rows())
     write(db, *_pair())
-    (r,) = an.recommendations(db, at(4), at(5))
+    (r,) = signals.recommendations(db, at(4), at(5))
     # big: 20 000 tokens for $0.20 = $0.01 per 1k; small: $0.04 for 20 000 = $0.002 per 1k (80 % cheaper)
     # p95: 1000 ms and 900 ms both fall in the (750, 1000] bucket -> 750 + 250 * 19/20 = 987.5 each (<= +10 %)
     # saving = $0.20 - 20 000 tokens at $0.002 per 1k = 0.20 - 0.04 = $0.16
@@ -158,7 +158,7 @@ def test_cheaper_model(db: Engine) -> None:
 )
 def test_no_cheaper_model(db: Engine, why: str, kw: dict[str, Any]) -> None:
     write(db, *_pair(**kw))
-    assert [r for r in an.recommendations(db, at(4), at(5)) if r.kind == "cheaper_model"] == [], why
+    assert [r for r in signals.recommendations(db, at(4), at(5)) if r.kind == "cheaper_model"] == [], why
 
 
 def test_cheaper_model_respects_scores(db: Engine) -> None:
@@ -166,16 +166,16 @@ def test_cheaper_model_respects_scores(db: Engine) -> None:
     # The stars scale seen is 1..5 (the 1 from a third model): 5 % of it is 0.2.
     add_rows(db, *_scores("other", [1.0]), *_scores("big", [5, 5, 5, 4, 4]))  # big: mean 4.6
     add_rows(db, *_scores("small", [5, 5, 4, 4]))  # four scores only: not enough to judge -> still offered
-    assert [r.kind for r in an.recommendations(db, at(4), at(5))] == ["cheaper_model"]
+    assert [r.kind for r in signals.recommendations(db, at(4), at(5))] == ["cheaper_model"]
     add_rows(db, *_scores("small", [1.0]))  # small: 19 / 5 = 3.8, 0.8 lower than big: no longer offered
-    assert an.recommendations(db, at(4), at(5)) == []
+    assert signals.recommendations(db, at(4), at(5)) == []
 
 
 def test_cheaper_model_within_the_score_margin(db: Engine) -> None:
     write(db, *_pair())
     add_rows(db, *_scores("other", [1.0]), *_scores("big", [5, 5, 5, 4, 4]), *_scores("small", [5, 5, 4, 4, 4.25]))
     # small: 22.25 / 5 = 4.45, 0.15 below big's 4.6: inside 0.2
-    (r,) = an.recommendations(db, at(4), at(5))
+    (r,) = signals.recommendations(db, at(4), at(5))
     assert r.figures["Mean stars"] == "4.60 (n=5) → 4.45 (n=5)"
 
 
@@ -187,7 +187,7 @@ def test_error_hotspots(db: Engine) -> None:
           for i in range(100)],
         *[rec(at(4, 3, i), alias="flaky", deployment_id=2, status="error" if i < 4 else "ok") for i in range(20)],
     )  # fmt: skip
-    model, deployment = an.recommendations(db, at(4), at(5))
+    model, deployment = signals.recommendations(db, at(4), at(5))
     # all traffic: 5 errors in 120 calls = 4.17 %; flaky 4 of 20 = 20 % (>= 5 %, >= 3 x 4.17 = 12.5 %)
     # Wilson 4/20: centre (0.2 + 0.09604) / 1.19208 = 0.248339, half 1.96 * 0.101985 / 1.19208 = 0.167683
     assert (model.kind, model.title) == ("error_hotspot", "Errors concentrate on flaky")
@@ -216,7 +216,7 @@ def test_no_error_hotspot(db: Engine, flaky_calls: int, flaky_errors: int, gpt_e
         *[rec(at(4, 3, i), alias="flaky", deployment_id=2, status="error" if i < flaky_errors else "ok")
           for i in range(flaky_calls)],
     )  # fmt: skip
-    assert an.recommendations(db, at(4), at(5)) == [], why
+    assert signals.recommendations(db, at(4), at(5)) == [], why
 
 
 def test_cache_prompts(db: Engine) -> None:
@@ -226,7 +226,7 @@ def test_cache_prompts(db: Engine) -> None:
         rec(at(4, 2), alias="cached", prompt=2_000_000, cached=200_000),  # 10 %: enough
         rec(at(4, 3), alias="short", prompt=999_999),  # under a million prompt tokens
     )
-    (r,) = an.recommendations(db, at(4), at(5))
+    (r,) = signals.recommendations(db, at(4), at(5))
     assert (r.kind, r.title, r.saving_usd) == ("cache_prompts", "Cache long's prompts", None)
     assert r.figures == {"Prompt tokens": "1.0M", "Cached share": "5.0 %", "Spend": "$0.00"}
 
@@ -239,7 +239,7 @@ def test_recommendations_order(db: Engine) -> None:
         rec(at(4, 6), alias="long", deployment_id=None, prompt=1_000_000),
     )
     # a dollar saving first, then the hotspot (flaky: 20 of 81 calls fail; no deployment), then caching
-    assert [(r.kind, r.title) for r in an.recommendations(db, at(4), at(5))] == [
+    assert [(r.kind, r.title) for r in signals.recommendations(db, at(4), at(5))] == [
         ("cheaper_model", "Try small instead of big"),
         ("error_hotspot", "Errors concentrate on flaky"),
         ("cache_prompts", "Cache long's prompts"),
