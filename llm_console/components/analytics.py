@@ -9,11 +9,10 @@ import reflex as rx
 
 from llm_console import routes
 from llm_console.components.catalog import scroll_table
-from llm_console.components.charts import SERIES_COLORS
 from llm_console.components.filters import export_buttons, filter_errors, option_select
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section, stat_card
-from llm_console.presenters.analytics import SCORE_SLOTS, WEEKDAYS
+from llm_console.presenters.analytics import WEEKDAYS
 
 RANGE_ITEMS = [("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("30d", "Last 30 days"), ("90d", "Last 90 days")]
 AB_KIND_OPTIONS = [{"value": "deployment", "label": "Deployments"}, {"value": "alias", "label": "Models"}]
@@ -127,32 +126,6 @@ def heatmap(cells: Any, peak: Any) -> rx.Component:
         width="100%",
     )
     return rx.vstack(rx.text(peak, size="2", id="heatmap-peak", role="note"), table, width="100%")
-
-
-def score_lines(data: Any, names: Any, height: int = 240) -> rx.Component:
-    """Mean feedback per day, one line per score name (slots `s0..`); unnamed slots stay out of the legend."""
-    return rx.recharts.line_chart(
-        *[
-            rx.recharts.line(
-                data_key=f"s{i}",
-                name=names[i].to(str),
-                stroke=rx.color(SERIES_COLORS[i % len(SERIES_COLORS)], 9),
-                legend_type=rx.cond(names[i] == "", "none", "line"),
-                connect_nulls=True,
-                is_animation_active=False,
-                type_="monotone",
-            )
-            for i in range(SCORE_SLOTS)
-        ],
-        rx.recharts.x_axis(data_key="t", min_tick_gap=24),
-        rx.recharts.y_axis(width=56),
-        rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
-        rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(),
-        data=data,
-        height=height,
-        width="100%",
-    )
 
 
 AB_DIFF_COLUMNS = [

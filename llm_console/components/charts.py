@@ -61,6 +61,33 @@ def lines(data: Any, x_key: str, series: list[tuple[str, str, str]], height: int
     )
 
 
+def slot_lines(
+    data: Any, names: Any, slots: int, *, unit: str = "", dots: bool = False, height: int = 240
+) -> rx.Component:
+    """One line per named slot `s0..s{slots-1}` (GPUs, workers, score names); unnamed slots stay out of the
+    legend, and gaps are bridged (a slot may have no value in a bucket)."""
+    return rx.recharts.line_chart(
+        *[
+            rx.recharts.line(
+                data_key=f"s{i}",
+                name=names[i].to(str),
+                stroke=rx.color(SERIES_COLORS[i % len(SERIES_COLORS)], 9),
+                legend_type=rx.cond(names[i] == "", "none", "line"),
+                unit=unit,
+                dot=dots,
+                connect_nulls=True,
+                is_animation_active=False,
+                type_="monotone",
+            )
+            for i in range(slots)
+        ],
+        *_axes("t"),
+        data=data,
+        height=height,
+        width="100%",
+    )
+
+
 def areas(data: Any, x_key: str, series: list[tuple[str, str, str]], height: int = 240) -> rx.Component:
     return rx.recharts.area_chart(
         *[

@@ -8,11 +8,11 @@ from typing import Any
 import reflex as rx
 
 from llm_console.components.catalog import scroll_table
-from llm_console.components.charts import SERIES_COLORS, chart_card, lines
+from llm_console.components.charts import chart_card, lines
 from llm_console.components.filters import export_buttons, range_picker
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section
-from llm_console.presenters.fleet import NO_SAMPLES, SLOTS
+from llm_console.presenters.fleet import NO_SAMPLES
 
 LEVEL_COLORS = (("ok", "green"), ("warning", "amber"), "red")
 LEVEL_ICONS = (("ok", rx.icon("circle-check")), ("warning", rx.icon("triangle-alert")), rx.icon("circle-x"))
@@ -171,34 +171,6 @@ def gpu_matrix(columns: Any, rows: Any) -> rx.Component:
         width="100%",
     )
     return no_samples(rows, table, "No GPU processes seen yet.")
-
-
-def slot_lines(data: Any, names: Any, unit: str, height: int = 240) -> rx.Component:
-    """One line per named slot `s0..s{SLOTS-1}` (GPUs or workers); unnamed slots stay out of the legend."""
-    return rx.recharts.line_chart(
-        *[
-            rx.recharts.line(
-                data_key=f"s{i}",
-                name=names[i].to(str),
-                stroke=rx.color(SERIES_COLORS[i % len(SERIES_COLORS)], 9),
-                legend_type=rx.cond(names[i] == "", "none", "line"),
-                unit=unit,
-                dot=False,
-                connect_nulls=True,
-                is_animation_active=False,
-                type_="monotone",
-            )
-            for i in range(SLOTS)
-        ],
-        rx.recharts.x_axis(data_key="t", min_tick_gap=24),
-        rx.recharts.y_axis(width=56),
-        rx.recharts.cartesian_grid(stroke_dasharray="3 3", vertical=False),
-        rx.recharts.graphing_tooltip(),
-        rx.recharts.legend(),
-        data=data,
-        height=height,
-        width="100%",
-    )
 
 
 def series_chart(title: str, data: Any, chart: rx.Component, chart_id: str) -> rx.Component:

@@ -15,11 +15,11 @@ from llm_console.components.analytics import (
     muted,
     part,
     recommendations,
-    score_lines,
     toolbar,
 )
-from llm_console.components.charts import stacked_bars
+from llm_console.components.charts import slot_lines, stacked_bars
 from llm_console.components.layout import console_page
+from llm_console.presenters.analytics import SCORE_SLOTS
 from llm_console.state.analytics import AnalyticsState
 
 S = AnalyticsState
@@ -140,7 +140,11 @@ def analytics() -> rx.Component:
                     S.feedback,
                     rx.vstack(
                         figure_table(S.feedback, FEEDBACK, "feedback-table"),
-                        rx.box(score_lines(S.score_chart, S.score_names), id="chart-scores", width="100%"),
+                        rx.box(
+                            slot_lines(S.score_chart, S.score_names, SCORE_SLOTS, dots=True),
+                            id="chart-scores",
+                            width="100%",
+                        ),
                         width="100%",
                     ),
                     NO_FEEDBACK,

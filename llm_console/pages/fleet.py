@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from llm_console import routes
-from llm_console.components.charts import chart_card
+from llm_console.components.charts import chart_card, slot_lines
 from llm_console.components.filters import filter_errors
 from llm_console.components.fleet import (
     container_table,
@@ -18,13 +18,13 @@ from llm_console.components.fleet import (
     kv_table,
     no_samples,
     series_chart,
-    slot_lines,
     source_banners,
     timeline_table,
     toolbar,
 )
 from llm_console.components.layout import console_page
 from llm_console.components.widgets import section, stat_card
+from llm_console.presenters.fleet import SLOTS
 from llm_console.state.fleet import FleetDeploymentState, FleetKvState, FleetState
 
 TWO_COLUMNS = rx.breakpoints(initial="1", md="2")
@@ -48,7 +48,9 @@ def fleet() -> rx.Component:
         ),
         section("GPUs", gpu_cards(S.gpus, S.gpu_processes, S.gpus_empty)),
         section("GPU-to-model matrix", gpu_matrix(S.matrix_columns, S.matrix_rows)),
-        series_chart("GPU memory used (GiB)", S.trend, slot_lines(S.trend, S.trend_names, " GiB"), "chart-gpu-memory"),
+        series_chart(
+            "GPU memory used (GiB)", S.trend, slot_lines(S.trend, S.trend_names, SLOTS, unit=" GiB"), "chart-gpu-memory"
+        ),
         section("Engines", engine_table(S.engines)),
         spacing="4",
         width="100%",
@@ -124,12 +126,12 @@ def fleet_kv() -> rx.Component:
         rx.grid(
             chart_card(
                 "KV cache in use (%)",
-                no_samples(S.usage_chart, slot_lines(S.usage_chart, S.names, "%")),
+                no_samples(S.usage_chart, slot_lines(S.usage_chart, S.names, SLOTS, unit="%")),
                 chart_id="chart-kv-usage",
             ),
             chart_card(
                 "Prefix-cache hit rate (%)",
-                no_samples(S.hit_chart, slot_lines(S.hit_chart, S.names, "%")),
+                no_samples(S.hit_chart, slot_lines(S.hit_chart, S.names, SLOTS, unit="%")),
                 chart_id="chart-kv-hits",
             ),
             columns=TWO_COLUMNS,

@@ -9,7 +9,6 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import session
@@ -19,22 +18,10 @@ from llm_console.services import telemetry_admin as admin
 from llm_console.telemetry.config import TelemetryConfigError, load_config, parse_headers
 from llm_console.telemetry.status import Delta, sink_status, write_status
 from tests.db.seeding import backends_fixture, db_fixture  # noqa: F401
+from tests.services.conftest import everything_stored
 from tests.telemetry.conftest import make_settings
 
 LF = {"enabled": True, "host": "http://127.0.0.1:3001", "public_key": "pk-lf-1", "include_bodies": True}
-
-
-def stored_text(engine: Engine, db_path: Path) -> bytes:
-    """Every row of every table, and the raw database files: where a leaked secret would show."""
-    parts: list[bytes] = []
-    with engine.connect() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            parts += [repr(tuple(row)).encode() for row in conn.execute(select(table))]
-    for suffix in ("", "-wal"):
-        path = Path(str(db_path) + suffix)
-        if path.exists():
-            parts.append(path.read_bytes())
-    return b"\n".join(parts)
 
 
 def test_defaults_without_environment_or_saved_rows(engine: Engine, box: SecretBox, tmp_path: Path) -> None:
@@ -95,7 +82,7 @@ def test_save_langfuse_encrypts_audits_and_keeps_the_secret(
     view = admin.save_langfuse(engine, box, settings, "admin@x", secret_key="", sample_rate=1.0, **LF)
     assert view.secret_set and view.sample_rate == 1.0
     assert load_config(engine, box, settings)[0].secret_key == "sk-lf-very-secret"
-    assert b"sk-lf-very-secret" not in stored_text(engine, db_path)
+    assert b"sk-lf-very-secret" not in everything_stored(engine, db_path)
     with session(engine) as s:
         events = list(s.exec(select(AuditEvent).where(AuditEvent.action == "telemetry.update")).scalars())
     assert [e.target_id for e in events] == ["langfuse", "langfuse"]
@@ -149,7 +136,7 @@ def test_save_otlp_adds_the_traces_path_and_keeps_or_clears_headers(
     )
     assert view.header_names == ["api-key", "x-org"]
     assert dict(load_config(engine, box, settings)[1].headers) == {"api-key": "abc123", "x-org": "7"}
-    assert b"abc123" not in stored_text(engine, db_path)
+    assert b"abc123" not in everything_stored(engine, db_path)
     view = admin.save_otlp(engine, box, settings, "a", endpoint="http://127.0.0.1:4318", headers="", **common)
     assert (view.header_names, view.headers_set) == ([], False)
 
