@@ -346,7 +346,8 @@ def _ab_view(v: AnalyticsView, data: AnalyticsData, params: Mapping[str, str]) -
         ab_a=ab.a.label if ab else "",
         ab_b=ab.b.label if ab else "",
         ab_method=ab.method if ab else "",
-        ab_sampled="Each arm was read up to its newest calls only; older calls are left out."
+        ab_sampled="Counts, error rates, means and P95 cover every call in the range; the spread of latency and "
+        "cost is estimated from each busy arm's newest calls (see the method below)."
         if ab and ab.sampled
         else "",
         ab_error=data.ab_error,

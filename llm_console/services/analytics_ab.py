@@ -4,6 +4,10 @@ every difference with its 95 % interval.
 The one panel that reads `requests`: each arm's rows, newest first and at most `max_rows` of them, through the
 (deployment_id | alias, created_at) indexes, then the numeric scores given to the calls read. Statistics (Wilson,
 Newcombe, Welch) live in `analytics_stats`.
+
+An arm with more calls in the range than are read is not judged on its last few hours: its call count, errors,
+mean latency, P95 and cost per call come from the rollups over the whole range, its scores from the whole range,
+and only the spread of latency and cost (the variance the intervals need) from the calls read.
 """
 
 from __future__ import annotations
@@ -17,11 +21,22 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from llm_console.db.models import FeedbackScore, RequestLog
+from llm_console.db.queries import usage
 from llm_console.db.queries.filters import utc
 from llm_console.db.queries.names import Directory
 from llm_console.db.queries.usage import Totals
 from llm_console.services import analytics_reads as reads
-from llm_console.services.analytics_stats import mean_ci, newcombe_diff_ci, percentile, welch_diff_ci, wilson
+from llm_console.services.analytics_stats import (
+    Summary,
+    mean_ci,
+    newcombe_diff_ci,
+    percentile,
+    summarize,
+    summary_ci,
+    welch_diff_ci,
+    welch_summary_ci,
+    wilson,
+)
 from llm_console.services.analytics_types import ABResult, Arm, ArmDifference
 
 R = RequestLog.__table__  # type: ignore[attr-defined]
@@ -62,8 +77,10 @@ class _ArmRead:
     latencies: list[float]
     costs: list[float]
     sampled: bool
-    since: datetime  # the oldest call read (the range's start unless sampled)
+    since: datetime  # from when the arm's scores are read: the oldest call read, or the range's start
+    oldest: datetime  # the oldest call read (the range's start unless sampled)
     scores: list[float] = field(default_factory=list)
+    full: Totals | None = None  # a sampled arm's rollup totals over the whole range
 
 
 def _arm_label(kind: str, value: str, directory: Directory) -> str:
@@ -103,6 +120,7 @@ def _read_arm(
         [float(r[2]) for r in rows],
         sampled,
         since,
+        since,
     )
 
 
@@ -137,20 +155,56 @@ def _read_arm_scores(engine: Engine, kind: str, arms: Sequence[_ArmRead], end: d
     return name
 
 
-def _arm(a: _ArmRead) -> Arm:
+def _spread(values: Sequence[float], n: int, mean: float) -> Summary | None:
+    """The whole range's size and mean with the variance of the values read."""
+    read = summarize(values)
+    return None if read is None else Summary(n, mean, read.var)
+
+
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """One arm's figures, ready for the intervals."""
+
+    n: int
+    errors: int
+    latency: Summary | None
+    cost: Summary | None
+    p95: float | None
+
+
+def _judge(a: _ArmRead) -> _Judged:
+    if a.full is None or a.full.requests <= a.n:
+        return _Judged(a.n, a.errors, summarize(a.latencies), summarize(a.costs), percentile(a.latencies, 0.95))
+    t = a.full
+    return _Judged(
+        t.requests,
+        t.errors,
+        _spread(a.latencies, t.requests, t.latency_ms_sum / t.requests),
+        _spread(a.costs, t.requests, t.cost_usd / t.requests),
+        t.latency_p(0.95),
+    )
+
+
+def _mean(s: Summary | None, values: Sequence[float]) -> float | None:
+    if s is not None:
+        return s.mean
+    return reads.ratio(sum(values), len(values))
+
+
+def _arm(a: _ArmRead, j: _Judged) -> Arm:
     score_n = len(a.scores)
     return Arm(
         a.label,
         a.value,
-        a.n,
-        a.errors,
-        reads.ratio(a.errors, a.n),
-        wilson(a.errors, a.n),
-        reads.ratio(sum(a.latencies), a.n),
-        mean_ci(a.latencies),
-        percentile(a.latencies, 0.95),
-        reads.ratio(sum(a.costs), a.n),
-        mean_ci(a.costs),
+        j.n,
+        j.errors,
+        reads.ratio(j.errors, j.n),
+        wilson(j.errors, j.n),
+        _mean(j.latency, a.latencies),
+        summary_ci(j.latency),
+        j.p95,
+        _mean(j.cost, a.costs),
+        summary_ci(j.cost),
         score_n,
         reads.ratio(sum(a.scores), score_n),
         mean_ci(a.scores),
@@ -189,32 +243,43 @@ def compare_arms(
                 raise ValueError(f"Unknown {thing} {label!r}: choose one from the list.")
             raise ValueError(f"The {thing} {label!r} had no calls in the range: choose another or widen the range.")
         arm_reads.append(arm)
+    dim = "deployment" if kind == "deployment" else "alias"
+    for arm in arm_reads:
+        if arm.sampled:  # counts and means over the whole range from the rollups; scores too
+            arm.full = usage.totals(engine, start, end, dim=dim, value=arm.value)
+            arm.since = utc(start)
     name = _read_arm_scores(engine, kind, arm_reads, end, max_rows)
     ra, rb = arm_reads
-    arm_a, arm_b = _arm(ra), _arm(rb)
+    ja, jb = _judge(ra), _judge(rb)
+    arm_a, arm_b = _arm(ra, ja), _arm(rb, jb)
     differences = [
         _difference(
-            "error_rate", arm_a.error_rate, arm_b.error_rate, newcombe_diff_ci(ra.errors, ra.n, rb.errors, rb.n)
+            "error_rate", arm_a.error_rate, arm_b.error_rate, newcombe_diff_ci(ja.errors, ja.n, jb.errors, jb.n)
         ),
         _difference(
-            "latency_ms", arm_a.mean_latency_ms, arm_b.mean_latency_ms, welch_diff_ci(ra.latencies, rb.latencies)
+            "latency_ms", arm_a.mean_latency_ms, arm_b.mean_latency_ms, welch_summary_ci(ja.latency, jb.latency)
         ),
         _difference(
-            "cost_per_request", arm_a.cost_per_request, arm_b.cost_per_request, welch_diff_ci(ra.costs, rb.costs)
+            "cost_per_request", arm_a.cost_per_request, arm_b.cost_per_request, welch_summary_ci(ja.cost, jb.cost)
         ),
         _difference("score", arm_a.score_mean, arm_b.score_mean, welch_diff_ci(ra.scores, rb.scores)),
     ]
     sampled = ra.sampled or rb.sampled
-    # A sampled arm covers less than the range: say from when, so that a busy arm's last few hours are not
-    # taken for the whole range (the benchmark's busiest deployments: 5,000 calls are 9-11 hours).
-    spans = "; ".join(f"{r.label} from {r.since:%Y-%m-%d %H:%M} UTC" for r in arm_reads if r.sampled)
+    # A sampled arm's counts, means and P95 cover the whole range (rollups); only the spread of latency and cost
+    # comes from its newest calls: say how many, and from when.
+    spans = "; ".join(
+        f"{r.label}: {r.n:,} of {r.full.requests:,} calls, from {r.oldest:%Y-%m-%d %H:%M} UTC"
+        for r in arm_reads
+        if r.sampled and r.full is not None
+    )
     method = (
         "95 % intervals; differences are B minus A, significant when their interval excludes 0. Error rate: Wilson "
         "interval per arm, Newcombe's hybrid score interval for the difference. Latency, cost per call and score: "
         "normal-approximation interval of each mean, Welch's t interval for the difference."
         + (f" Score: the mean of {name!r}, the numeric score given most often to these calls." if name else "")
         + (
-            f" An arm with more than {max_rows:,} calls in the range is judged on its newest {max_rows:,} ({spans})."
+            f" An arm with more than {max_rows:,} calls in the range: its counts, error rate, means and P95 cover "
+            f"every call in the range (rollups), the spread of latency and cost its newest {max_rows:,} ({spans})."
             if sampled
             else ""
         )

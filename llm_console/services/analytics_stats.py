@@ -17,6 +17,7 @@ import itertools
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 Z95 = 1.96
 # Iglewicz & Hoaglin (1993): a modified z-score above 3.5 in absolute value is a potential outlier.
@@ -145,28 +146,51 @@ def mean_ci_from_sums(n: int, total: float, total_sq: float) -> tuple[float, flo
     return mean - half, mean + half
 
 
-def mean_ci(values: Sequence[float]) -> tuple[float, float] | None:
-    """95 % normal-approximation CI of the mean of `values` (None when fewer than 2)."""
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A sample as the intervals need it: its size, mean and sample variance (n - 1). The A/B view may take
+    the size and mean from the rollups (all calls in the range) and the variance from the calls it read."""
+
+    n: int
+    mean: float
+    var: float
+
+
+def summarize(values: Sequence[float]) -> Summary | None:
+    """None when fewer than 2 values (no variance to speak of)."""
     n = len(values)
     if n < 2:
         return None
     mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    half = Z95 * math.sqrt(var / n)
-    return mean - half, mean + half
+    return Summary(n, mean, sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def summary_ci(s: Summary | None) -> tuple[float, float] | None:
+    """95 % normal-approximation CI of the mean: mean ± 1.96·sqrt(var / n)."""
+    if s is None or s.n < 2:
+        return None
+    half = Z95 * math.sqrt(s.var / s.n)
+    return s.mean - half, s.mean + half
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float] | None:
+    """95 % normal-approximation CI of the mean of `values` (None when fewer than 2)."""
+    return summary_ci(summarize(values))
 
 
 def welch_diff_ci(a_values: Sequence[float], b_values: Sequence[float]) -> tuple[float, float, float] | None:
     """mean(b) - mean(a) with Welch's 95 % interval: ± t(df)·sqrt(va/na + vb/nb), df by Welch-Satterthwaite.
 
     None when either side has fewer than 2 values. Both variances 0 gives a zero-width interval."""
-    na, nb = len(a_values), len(b_values)
-    if na < 2 or nb < 2:
+    return welch_summary_ci(summarize(a_values), summarize(b_values))
+
+
+def welch_summary_ci(a: Summary | None, b: Summary | None) -> tuple[float, float, float] | None:
+    """`welch_diff_ci` from two summaries (None when either is missing or has fewer than 2 values)."""
+    if a is None or b is None or a.n < 2 or b.n < 2:
         return None
-    ma, mb = sum(a_values) / na, sum(b_values) / nb
-    va = sum((v - ma) ** 2 for v in a_values) / (na - 1)
-    vb = sum((v - mb) ** 2 for v in b_values) / (nb - 1)
-    diff = mb - ma
+    na, nb, va, vb = a.n, b.n, a.var, b.var
+    diff = b.mean - a.mean
     sa, sb = va / na, vb / nb
     se2 = sa + sb
     if se2 == 0:

@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from llm_console.db.records import LogRecord
+from llm_console.services.request_detail import mask_secrets
 from llm_console.telemetry.config import LANGFUSE, LangfuseConfig
 from llm_console.telemetry.convert import (
     DeploymentInfo,
@@ -152,8 +153,11 @@ class LangfuseSink:
             status_message=f"{rec.error_type or rec.status}: {rec.error_message or ''}".rstrip(": ")[:1000]
             if error
             else None,
-            input=body_value(rec.request_body) if self.cfg.include_bodies else None,
-            output=body_value(rec.response_body) if self.cfg.include_bodies and rec.response_body else None,
+            # bodies leave with anything that looks like a credential masked, as the console shows them
+            input=body_value(mask_secrets(rec.request_body)) if self.cfg.include_bodies else None,
+            output=body_value(mask_secrets(rec.response_body))
+            if self.cfg.include_bodies and rec.response_body
+            else None,
             metadata={"endpoint": rec.endpoint, "alias": rec.alias, "stream": rec.stream, "attempts": rec.attempts},
         )
         generation.end(end_time=ended_ns(rec))

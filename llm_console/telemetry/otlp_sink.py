@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llm_console.db.records import LogRecord
+from llm_console.services.request_detail import mask_secrets
 from llm_console.telemetry.config import OTLP, OtlpConfig
 from llm_console.telemetry.convert import (
     DeploymentInfo,
@@ -71,7 +72,8 @@ class OtlpSink:
         attributes = genai_attributes(rec, dep) | console_attributes(rec, dep)
         if self.cfg.include_bodies:
             content = {"gen_ai.input.messages": input_messages(rec), "gen_ai.output.messages": output_messages(rec)}
-            attributes |= {k: v for k, v in content.items() if v is not None}
+            # anything that looks like a credential is masked, as the console shows bodies
+            attributes |= {k: mask_secrets(v) for k, v in content.items() if v is not None}
         with self._ids.trace(rec.id):
             root = self._tracer.start_span(
                 span_name(rec),

@@ -100,13 +100,21 @@ def test_two_deployments(arms: Engine) -> None:
 
 def test_two_models_sampled(arms: Engine) -> None:
     r = ab.ab_test(arms, START, END, kind="alias", a="gpt", b="mini", max_rows=3)
-    # the newest three of each: A 200, 300, 400 ms; B 300 (an error), 400, 500 ms
     assert r.sampled and (r.a.label, r.b.label) == ("gpt", "mini")
-    assert (r.a.n, r.a.mean_latency_ms, r.b.n, r.b.errors, r.b.mean_latency_ms) == (3, 300.0, 3, 1, 400.0)
-    # scores only of the calls read: A's a1, a2 (5, 3), B's b1, b2 (3, 1)
-    assert (r.a.score_n, r.a.score_mean, r.b.score_n, r.b.score_mean) == (2, 4.0, 2, 2.0)
+    # counts, errors and means cover all four calls of each arm in the range (rollups), not the three read:
+    # A (100 + 200 + 300 + 400) / 4 = 250 ms; B 2 errors of 4, (200 + 300 + 400 + 500) / 4 = 350 ms
+    assert (r.a.n, r.a.mean_latency_ms, r.b.n, r.b.errors, r.b.mean_latency_ms) == (4, 250.0, 4, 2, 350.0)
+    assert r.b.error_rate == 0.5
+    assert (r.a.cost_per_request, r.b.cost_per_request) == (approx(0.01), approx(0.025))  # B: 0.10 / 4
+    # the spread from the three read: A's 200, 300, 400 ms have variance 10,000, so the mean's interval is
+    # 250 +/- 1.96 * sqrt(10,000 / 4) = 250 +/- 98
+    assert r.a.latency_ci == (approx(152.0), approx(348.0))
+    # scores from the whole range, the newest 3 numeric ones of each arm: A's 4, 5, 3; B's b3 thumb (another
+    # name), b2's 1 and b1's 3 stars (its category is no number)
+    assert (r.a.score_n, r.a.score_mean, r.b.score_n, r.b.score_mean) == (3, 4.0, 2, 2.0)
     # the oldest call read of each: A's a1 at 01:01, B's b1 at 02:01 (the range starts at midnight)
-    assert "judged on its newest 3 (gpt from 2026-03-04 01:01 UTC; mini from 2026-03-04 02:01 UTC)." in r.method
+    assert "gpt: 3 of 4 calls, from 2026-03-04 01:01 UTC; mini: 3 of 4 calls, from 2026-03-04 02:01 UTC" in r.method
+    assert "its counts, error rate, means and P95 cover every call in the range" in r.method
 
 
 def test_significant_difference(db: Engine) -> None:

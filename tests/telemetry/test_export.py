@@ -415,3 +415,20 @@ async def test_unusable_settings_open_no_sink_and_say_why(engine: Engine, box: S
     with engine.connect() as conn:
         error = conn.execute(text("SELECT last_error FROM telemetry_status WHERE sink = 'otlp'")).scalar()
     assert error == "LLMC_OTEL_EXPORTER_HEADERS: Header 'x' is not name=value (e.g. Authorization=Bearer x)."
+
+
+async def test_exported_bodies_have_credentials_masked(
+    engine: Engine, box: SecretBox, settings: Settings, receiver: Receiver, exporter: TelemetryExporter
+) -> None:
+    """A prompt that carries a key (pasted by a user, or a tool's output) leaves masked, as the console shows it."""
+    leaked = "sk-proj-abcdefghijklmnopqrstuvwx"
+    body = json.dumps({"model": "gpt-small", "messages": [{"role": "user", "content": f"Why does {leaked} fail?"}]})
+    save_langfuse(engine, box, settings, receiver.url)
+    save_otlp(engine, box, settings, receiver.url, include_bodies=True)
+    await started(exporter, 2)
+    exporter.offer([chat(request_body=body)])
+    generation = receiver.wait_spans(LF_PATH, 1)[0]
+    root = next(s for s in receiver.wait_spans(OTLP_PATH, 4) if s.parent_span_id == "")
+    sent = generation.attributes["langfuse.observation.input"] + root.attributes["gen_ai.input.messages"]
+    assert leaked not in sent
+    assert sent.count("Why does *** fail?") == 2
