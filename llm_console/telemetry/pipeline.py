@@ -173,6 +173,8 @@ class TelemetryExporter:
 
     def _drain_scores(self) -> None:
         sink = self.sinks.get(LANGFUSE)
+        if sink is None and LANGFUSE not in self._configs:
+            return  # the settings are not read yet (or could not be): keep the scores until they are
         while self._scores:
             try:
                 score = self._scores.popleft()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,20 @@ class Traffic:
     ok: list[str]  # request ids of the calls that succeeded (the XSS one included)
     failed: list[str]  # request ids of the calls to the alias whose deployment is down
     xss: str
+    session: str  # every call of this module carries it: other modules' calls to the same aliases stay out
+
+
+SESSION = f"logs-journey-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="module")
 def traffic(console: Console) -> Traffic:
     """Calls through the gateway with the official SDK; each answer's x-request-id names its log row."""
     ok, failed = [], []
-    with openai.OpenAI(base_url=f"{console.url}/v1", api_key=console.key, max_retries=0) as client:
+    headers = {"X-LLMC-Session-Id": SESSION}
+    with openai.OpenAI(
+        base_url=f"{console.url}/v1", api_key=console.key, max_retries=0, default_headers=headers
+    ) as client:
         for prompt in ("What is TCP?", "Name a prime.", XSS_PROMPT):
             raw = client.chat.completions.with_raw_response.create(
                 model=MODEL, messages=[{"role": "user", "content": prompt}], max_tokens=8
@@ -45,7 +53,7 @@ def traffic(console: Console) -> Traffic:
                 client.chat.completions.create(model=DOWN_MODEL, messages=[{"role": "user", "content": "hi"}])
             assert caught.value.status_code >= 500
             failed.append(caught.value.response.headers["x-request-id"])
-    return Traffic(ok, failed, ok[-1])
+    return Traffic(ok, failed, ok[-1], SESSION)
 
 
 @pytest.fixture
@@ -80,8 +88,9 @@ def query(url: str) -> dict[str, str]:
 
 
 def test_filters_chosen_in_the_ui_land_in_the_url_and_the_table(page: Page, console: Console, traffic: Traffic) -> None:
-    page.goto(f"{console.url}/logs")
+    page.goto(f"{console.url}/logs?session={traffic.session}")
     wait_rows(page, ids=traffic.ok + traffic.failed)
+    assert sorted(table_ids(page)) == sorted(traffic.ok + traffic.failed)  # the session filter: these calls only
 
     choose(page, "#filter-model", DOWN_MODEL)
     page.wait_for_url(re.compile(rf"[?&]model={DOWN_MODEL}(&|$)"))
@@ -90,7 +99,7 @@ def test_filters_chosen_in_the_ui_land_in_the_url_and_the_table(page: Page, cons
 
     choose(page, "#filter-status", "ok")
     page.wait_for_url(re.compile(r"[?&]status=ok(&|$)"))
-    assert query(page.url)["model"] == DOWN_MODEL
+    assert query(page.url)["model"] == DOWN_MODEL and query(page.url)["session"] == traffic.session
     expect(page.locator("#logs-empty")).to_be_visible()
 
     choose(page, "#filter-model", MODEL)
@@ -151,10 +160,11 @@ def test_a_failed_request_shows_its_error_and_its_trace(page: Page, console: Con
 def test_csv_export_holds_the_rows_of_the_filtered_table(
     page: Page, console: Console, traffic: Traffic, tmp_path: Path
 ) -> None:
-    page.goto(f"{console.url}/logs?model={DOWN_MODEL}&status=error")
+    page.goto(f"{console.url}/logs?model={DOWN_MODEL}&status=error&session={traffic.session}")
     wait_rows(page, model=DOWN_MODEL, status="error", ids=traffic.failed)
     href = page.locator("#export-csv").get_attribute("href") or ""
-    assert {"model": DOWN_MODEL, "status": "error", "format": "csv"}.items() <= query(href).items()
+    expected = {"model": DOWN_MODEL, "status": "error", "session": traffic.session, "format": "csv"}
+    assert expected.items() <= query(href).items()
 
     with page.expect_download() as info:
         page.locator("#export-csv").click()
@@ -174,7 +184,7 @@ def test_a_deep_link_opened_in_a_fresh_page_applies_its_filters(
 ) -> None:
     fresh = admin.new_page()
     try:
-        fresh.goto(f"{console.url}/logs?model={DOWN_MODEL}&status=error&range=7d")
+        fresh.goto(f"{console.url}/logs?model={DOWN_MODEL}&status=error&range=7d&session={traffic.session}")
         wait_rows(fresh, model=DOWN_MODEL, status="error", ids=traffic.failed)
         expect(fresh.locator("#filter-model")).to_have_text(DOWN_MODEL)
         expect(fresh.locator("#filter-status")).to_have_text("error")
