@@ -111,8 +111,9 @@ class TelemetryExporter:
     def offer_scores(self, scores: Sequence[ScoreRecord]) -> None:
         """Queue feedback scores for Langfuse (the feedback endpoint calls it after committing them);
         never blocks: past the queue bound they are dropped."""
-        if not self.active or (self._configs and LANGFUSE not in self._rates):
-            return  # (before the first configuration load, queue them: the worker decides once it knows)
+        cfg = self._configs.get(LANGFUSE)
+        if not self.active or (cfg is not None and not cfg.active):
+            return  # (until Langfuse's settings are read, or while its sink opens, queue them: the worker decides)
         room = max(self._limit - len(self._scores), 0)
         self._scores.extend(scores[:room])
         if len(scores) > room:

@@ -356,6 +356,7 @@ async def test_scores_given_while_the_sinks_open_are_not_lost(
     at = datetime(2026, 3, 5, 12, 5, tzinfo=UTC)
     early = FeedbackScore(id=21, created_at=at, request_id=RID, name="early", value=1.0)
     exporter.offer_scores([ScoreRecord.of(early)])  # before the worker has read the configuration
+    await exporter.stop()  # hands the score to the SDK and flushes it
     (score,) = receiver.wait_scores(1)
     assert (score["name"], score["traceId"]) == ("early", RID.replace("-", ""))
 
