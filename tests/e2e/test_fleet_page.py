@@ -194,7 +194,9 @@ def test_the_deployment_page_shows_its_engine_containers_and_loading_timeline(
     expect(timeline).to_contain_text(loaded, timeout=WAIT_MS)
     expect(page.locator("#engine-status")).to_contain_text("Scraped", timeout=WAIT_MS)
     # The simulator is idle, so the queue line may lie flat on zero (a box of no height): check it was drawn.
-    expect(page.locator("#chart-queue .recharts-line-curve").first).to_have_attribute("d", re.compile(r"^M\d"))
+    expect(page.locator("#chart-queue .recharts-line-curve").first).to_have_attribute(
+        "d", re.compile(r"^M\d"), timeout=WAIT_MS
+    )  # drawn once the live refresh (every 5 s) brings the samples: 5 s alone was a flake on a busy machine
     open_settled(page, f"{console.url}{routes.FLEET_KV}")
     worker = page.locator(f'#kv-workers tr[data-worker="{fleet.deployment}"]')
     expect(worker.get_by_role("progressbar", name=re.compile(rf"^{fleet.deployment} KV cache in use"))).to_be_visible()
