@@ -143,3 +143,18 @@ def export_buttons(state: Any) -> rx.Component:
         spacing="2",
         aria_label="Export",
     )
+
+
+def dashboard_toolbar(state: Any, *extra: rx.Component, with_resolution: bool = True) -> rx.Component:
+    """A dashboard page's top row: the range picker, any page links, then the exports and when it was updated."""
+    return rx.hstack(
+        range_picker(state, with_resolution=with_resolution),
+        *extra,
+        rx.spacer(),
+        export_buttons(state),
+        rx.text("updated ", state.as_of, size="1", color=rx.color("gray", 11)),
+        align="center",
+        width="100%",
+        wrap="wrap",
+        spacing="3",
+    )

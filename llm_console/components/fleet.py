@@ -9,7 +9,7 @@ import reflex as rx
 
 from llm_console.components.catalog import scroll_table
 from llm_console.components.charts import chart_card, lines
-from llm_console.components.filters import export_buttons, range_picker
+from llm_console.components.filters import dashboard_toolbar
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section
 from llm_console.presenters.fleet import NO_SAMPLES
@@ -255,17 +255,7 @@ def kv_table(rows: Any) -> rx.Component:
 
 
 def toolbar(state: Any, *extra: rx.Component) -> rx.Component:
-    return rx.hstack(
-        range_picker(state, with_resolution=False),
-        *extra,
-        rx.spacer(),
-        export_buttons(state),
-        rx.text("updated ", state.as_of, size="1", color=MUTED),
-        align="center",
-        width="100%",
-        wrap="wrap",
-        spacing="3",
-    )
+    return dashboard_toolbar(state, *extra, with_resolution=False)
 
 
 def facts(info: Any) -> rx.Component:

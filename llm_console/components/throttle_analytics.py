@@ -10,7 +10,7 @@ import reflex as rx
 from llm_console import routes
 from llm_console.components.catalog import scroll_table
 from llm_console.components.charts import chart_card, stacked_bars
-from llm_console.components.filters import export_buttons, range_picker
+from llm_console.components.filters import dashboard_toolbar
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section
 
@@ -44,17 +44,7 @@ def empty_note(rows: Any, body: rx.Component, message: Any) -> rx.Component:
 
 
 def toolbar(state: Any) -> rx.Component:
-    return rx.hstack(
-        range_picker(state),
-        rx.link("Limits & budgets", href=routes.LIMITS, size="2"),
-        rx.spacer(),
-        export_buttons(state),
-        rx.text("updated ", state.as_of, size="1", color=MUTED),
-        align="center",
-        width="100%",
-        wrap="wrap",
-        spacing="3",
-    )
+    return dashboard_toolbar(state, rx.link("Limits & budgets", href=routes.LIMITS, size="2"))
 
 
 def refusals_chart(state: Any) -> rx.Component:
