@@ -63,7 +63,16 @@ def report(where: str, violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Colour contrast is measured on what is painted: a dialog still fading in has washed-out text. Wait for
+# every finite animation (Radix's open transitions; spinners loop forever and are left out) to finish.
+ANIMATIONS_SETTLED = """() => document.getAnimations().every(a => {
+    const end = a.effect ? a.effect.getComputedTiming().endTime : 0;
+    return end === Infinity || a.playState !== "running";
+})"""
+
+
 def assert_accessible(page: Page, where: str, within: str | None = None) -> None:
+    page.wait_for_function(ANIMATIONS_SETTLED, timeout=10_000)
     results = AXE.run(page, context=within)
     blocking = [v for v in results.response["violations"] if v["impact"] in BLOCKING]
     minor = [f"{v['id']} ({v['impact']})" for v in results.response["violations"] if v["impact"] not in BLOCKING]
