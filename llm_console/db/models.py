@@ -10,7 +10,9 @@ from sqlmodel import Field, SQLModel
 
 import llm_console.db.alert_tables  # (registers alert_rules and alert_events)
 import llm_console.db.fleet_tables  # (registers the fleet tables)
-import llm_console.db.telemetry_tables  # noqa: F401  (registers the telemetry export tables)
+import llm_console.db.prompt_tables  # (registers prompts, prompt_versions and prompt_labels)
+import llm_console.db.telemetry_tables  # (registers the telemetry export tables)
+import llm_console.db.tier_tables  # noqa: F401  (registers limit tiers, spend resets and budget increases)
 from llm_console.db import rollups  # noqa: F401  (registers usage_rollups in the same metadata)
 
 
@@ -195,6 +197,7 @@ class RequestLog(SQLModel, table=True):
         Index("ix_requests_latency", "latency_ms"),
         Index("ix_requests_session_created", "session_id", "created_at"),
         Index("ix_requests_end_user_created", "end_user", "created_at"),
+        Index("ix_requests_prompt_version_created", "prompt_version_id", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -229,6 +232,8 @@ class RequestLog(SQLModel, table=True):
     tags: str | None = Field(default=None, max_length=600)
     # "<entity>:<id>|<limit>" when the limiter refused the call (429), e.g. "key:12|rpm"
     throttle: str | None = Field(default=None, max_length=120)
+    # the prompt_versions row the gateway rendered the request from (a request that referenced a prompt)
+    prompt_version_id: int | None = None
 
 
 class FeedbackScore(SQLModel, table=True):
@@ -258,6 +263,7 @@ class FeedbackScore(SQLModel, table=True):
     alias: str = Field(default="", max_length=300)
     deployment_id: int | None = None
     request_at: datetime | None = _ts(nullable=True)
+    prompt_version_id: int | None = None  # copied from the scored request, like alias and deployment
 
 
 class NetworkAllow(SQLModel, table=True):

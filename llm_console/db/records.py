@@ -53,6 +53,7 @@ class LogRecord:
     session_id: str | None = None
     tags: str | None = None
     throttle: str | None = None
+    prompt_version_id: int | None = None
     spans: list[SpanRecord] = field(default_factory=list)
     # The driver-ready rows (request row, span rows), built by the log writer when the record is submitted
     # so its batch thread holds the GIL as little as possible; never stored or spooled.

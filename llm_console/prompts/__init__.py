@@ -1,0 +1,1 @@
+"""Prompt templates: parsing and rendering (`template`), shared by the gateway and the console."""
