@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     limits_backend: Literal["auto", "memory", "redis"] = "auto"
     limits_redis_failure: Literal["local", "open", "closed"] = "local"
     limits_completion_estimate_tokens: int = Field(default=1024, ge=0)
+    spend_admin_role: Literal["admin", "operator"] = "admin"
     dashboard_live_interval_s: float = Field(default=5.0, ge=1)
     alert_interval_s: float = Field(default=60.0, ge=0)
     fleet_enabled: bool = True

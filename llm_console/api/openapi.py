@@ -65,6 +65,10 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "session": ({"type": "string", "maxLength": 200}, "One session (X-LLMC-Session-Id; row endpoints only)."),
     "tag": ({"type": "string", "maxLength": 50}, "Calls carrying this tag (X-LLMC-Tags; row endpoints only)."),
+    "prompt": (
+        {"type": "string", "maxLength": 210, "pattern": r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}(@[1-9][0-9]{0,8})?$"},
+        "Calls rendered from this prompt (its name), or from one version of it (name@version); row endpoints only.",
+    ),
     "group_by": ({"type": "string", "enum": ["model"]}, "One series per model alias (the 10 busiest)."),
     "order_by": (
         {"type": "string", "enum": ["requests", "cost", "errors", "prompt_tokens", "completion_tokens"]},
@@ -129,6 +133,7 @@ _ROW = {
     "end_user": _nullable(STR),
     "session_id": _nullable(STR),
     "tags": _nullable(STR),
+    "prompt_version_id": _nullable(INT),
     "total_tokens": INT,
     "deployment_name": _nullable(STR),
     "key_name": _nullable(STR),

@@ -45,9 +45,10 @@ URL_NAMES = {
     "end_user": "end_user",
     "session_id": "session",
     "tag": "tag",
+    "prompt": "prompt",
 }
 DIMENSION_PARAMS = ("model", "endpoint", "deployment", "key", "user", "team", "stream")
-ROW_ONLY_PARAMS = ("status", "min_latency", "min_cost", "q", "end_user", "session", "tag")
+ROW_ONLY_PARAMS = ("status", "min_latency", "min_cost", "q", "end_user", "session", "tag", "prompt")
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ MINUTE_DIMS: tuple[str, ...] = (
 )  # fmt: skip
 COARSE_DIMS: tuple[str, ...] = (
     *MINUTE_DIMS, "key", "user", "team", "embed_dims", "deployment_key", "deployment_team",
-    "principal", "tag", "throttled_key",
+    "principal", "tag", "throttled_key", "prompt",
 )  # fmt: skip
 _MINUTE_SET = frozenset(MINUTE_DIMS)
 DIMS_BY_GRAIN = {"m": MINUTE_DIMS, "h": COARSE_DIMS, "d": COARSE_DIMS}
@@ -156,8 +156,9 @@ def dimension_values(r: LogRecord) -> list[tuple[str, str]]:
     """(dimension, value) pairs a record counts under; those in MINUTE_DIMS also get minute rows.
 
     `throttle` ("<entity>:<id>|<limit>") and `throttled_key` count the limiter's refusals; `principal` the
-    distinct users per hour and day; `tag` each tag the caller sent. `auth_fail_ip` rows are not written from
-    records: the gateway counts refused credentials per client address (llm_console.gateway.authfail).
+    distinct users per hour and day; `tag` each tag the caller sent; `prompt` the prompt version a call was
+    rendered from (its `prompt_versions.id`), for calls that referenced one. `auth_fail_ip` rows are not
+    written from records: the gateway counts refused credentials per client address (gateway.authfail).
     """
     pairs = [
         ("all", ""),
@@ -181,6 +182,8 @@ def dimension_values(r: LogRecord) -> list[tuple[str, str]]:
     if r.throttle:
         pairs.append(("throttle", r.throttle))
         pairs.append(("throttled_key", _id(r.key_id)))
+    if r.prompt_version_id is not None:
+        pairs.append(("prompt", str(r.prompt_version_id)))
     return pairs
 
 

@@ -16,6 +16,7 @@ from llm_console.gateway.feedback import post_feedback
 from llm_console.gateway.handlers import ENDPOINTS, key_limits, list_models, make_handler, retrieve_model
 from llm_console.gateway.metrics import metrics_endpoint
 from llm_console.gateway.openapi import openapi_document
+from llm_console.gateway.prompts import fetch_prompt
 from llm_console.gateway.runtime import GatewayRuntime
 from llm_console.settings import Settings
 
@@ -38,6 +39,7 @@ def routes(runtime: GatewayRuntime, document: Callable[[], dict[str, Any]] = ope
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/v1/limits", key_limits, methods=["GET"]),
         Route("/v1/feedback", post_feedback, methods=["POST"]),
+        Route("/v1/prompts/{name:path}", fetch_prompt, methods=["GET"]),
         Route("/gateway/health", health, methods=["GET"]),
         Route("/gateway/openapi.json", openapi_endpoint(document), methods=["GET"]),
     ]

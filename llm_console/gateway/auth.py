@@ -49,16 +49,22 @@ def _epoch(value: datetime | None) -> float | None:
 
 
 class KeyCache:
-    """Maps key hash -> KeyInfo (or a remembered miss) for `ttl` seconds."""
+    """Maps key hash -> KeyInfo (or a remembered miss) for `ttl` seconds, and never past the moment the
+    key's limit plan stops being valid (a temporary budget increase expiring), so such a change applies
+    on every replica at its time without any event."""
 
     def __init__(self, lookup: Callable[[str], KeyInfo | None], ttl: float) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._entries: dict[str, tuple[float, KeyInfo | None]] = {}
         self._pending: dict[str, asyncio.Future[KeyInfo | None]] = {}
+        self._generation = 0
 
     def invalidate(self) -> None:
+        """Forget every entry; a lookup already running when this is called is not cached either."""
         self._entries.clear()
+        self._pending.clear()
+        self._generation += 1
 
     async def get(self, key_hash: str) -> KeyInfo | None:
         now = time.monotonic()
@@ -68,17 +74,22 @@ class KeyCache:
         pending = self._pending.get(key_hash)
         if pending is not None:  # a lookup for this key is already running: share it
             return await asyncio.shield(pending)
+        generation = self._generation
         task = asyncio.ensure_future(asyncio.to_thread(self._lookup, key_hash))
         self._pending[key_hash] = task
         try:
             info = await asyncio.shield(task)
         finally:
-            self._pending.pop(key_hash, None)
-        if self._ttl > 0:
+            if self._pending.get(key_hash) is task:
+                del self._pending[key_hash]
+        if self._ttl > 0 and generation == self._generation:
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             ttl = self._ttl if info is not None else min(self._ttl, NEGATIVE_TTL_S)
-            self._entries[key_hash] = (now + ttl, info)
+            if info is not None and info.plan.valid_until is not None:
+                ttl = min(ttl, info.plan.valid_until - time.time())  # valid_until is wall-clock time
+            if ttl > 0:
+                self._entries[key_hash] = (now + ttl, info)
         return info
 
     async def authenticate(self, headers: Headers) -> KeyInfo:

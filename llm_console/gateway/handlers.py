@@ -22,6 +22,7 @@ from llm_console.gateway.attribution import attribution
 from llm_console.gateway.body import parse_json_object, read_body, validation_error
 from llm_console.gateway.errors import GatewayError, bad_request, model_not_allowed, model_not_found
 from llm_console.gateway.pricing import Usage, cost_usd
+from llm_console.gateway.prompts import PROMPT_ENDPOINTS, apply_prompt
 from llm_console.gateway.proxy import Opened, UpstreamStatus, open_upstream, redact
 from llm_console.gateway.routing import Target
 from llm_console.gateway.runtime import GatewayRuntime
@@ -163,6 +164,8 @@ async def handle(ep: Endpoint, request: Request) -> Response:
                 param=name,
                 code="forbidden_parameter",
             )
+        if "prompt" in data and ep.name in PROMPT_ENDPOINTS:  # rendered before validation and the estimate
+            body = await apply_prompt(rt, ep.name, data, rec, t0)
         try:
             req = ep.schema.model_validate(data)
         except ValidationError as exc:

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from llm_console.gateway import schemas
+from llm_console.prompts.template import LABEL, MAX_VALUE_CHARS, MAX_VALUES, NAME
 
 ERROR = {
     "type": "object",
@@ -40,11 +41,69 @@ FEEDBACK = {
     },
 }
 
+PROMPT_REFERENCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "A stored prompt to render before the request's own messages (llm-console's own field).",
+    "properties": {
+        "name": {"type": "string", "pattern": NAME.pattern, "description": "The prompt's name."},
+        "id": {"type": "string", "pattern": NAME.pattern, "description": "Same as `name` (OpenAI's spelling)."},
+        "label": {
+            "type": "string",
+            "pattern": LABEL.pattern,
+            "description": "A label (default `production`); `latest` is the newest version.",
+        },
+        "version": {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                {"type": "string", "pattern": "^[1-9][0-9]{0,8}$"},
+            ],
+            "description": "A version number, instead of a label.",
+        },
+        "variables": {
+            "type": "object",
+            "maxProperties": MAX_VALUES,
+            "additionalProperties": {
+                "anyOf": [{"type": "string", "maxLength": MAX_VALUE_CHARS}, {"type": ["number", "boolean"]}]
+            },
+            "description": "A value for each `{{ variable }}` of the template; inserted as literal text.",
+        },
+    },
+    "oneOf": [{"required": ["name"]}, {"required": ["id"]}],
+    "not": {"required": ["label", "version"]},
+}
+# Request schemas that take a `prompt` reference, and the fields a prompt may stand in for.
+PROMPTED = {
+    "ChatCompletionRequest": ("model", "messages"),
+    "ResponsesRequest": ("model",),
+    "MessagesRequest": ("model", "messages"),
+}
+
+PROMPT_OK = {
+    "type": "object",
+    "required": ["object", "name", "version", "labels", "kind", "variables", "config", "created_at"],
+    "properties": {
+        "object": {"const": "prompt"},
+        "name": {"type": "string"},
+        "version": {"type": "integer"},
+        "labels": {"type": "array", "items": {"type": "string"}},
+        "kind": {"enum": ["chat", "text"]},
+        "messages": {"type": "array", "items": {"type": "object"}},
+        "text": {"type": "string"},
+        "variables": {"type": "array", "items": {"type": "string"}},
+        "config": {"type": "object"},
+        "commit_message": {"type": "string"},
+        "created_at": {"type": "integer"},
+    },
+}
+
 ERROR_STATUSES = {
-    "400": "Malformed body, wrong types, a forbidden field, or a parameter the target cannot express.",
+    "400": "Malformed body, wrong types, a forbidden field, or a parameter the target cannot express; a malformed "
+    "`prompt` (`invalid_prompt`) or one missing variables (`missing_prompt_variables`).",
     "401": "Missing, malformed, unknown, revoked or expired key.",
     "403": "The key may not use this model (`model_not_allowed`).",
-    "404": "Unknown model (`model_not_found`).",
+    "404": "Unknown model (`model_not_found`), prompt (`prompt_not_found`) or prompt label or version "
+    "(`prompt_version_not_found`).",
     "413": "Body larger than `LLMC_MAX_REQUEST_BODY_BYTES` (`request_too_large`).",
     "429": "Upstream rate limit passed on with `Retry-After`, or every deployment busy (`deployment_busy`).",
     "502": "Upstream unreachable, broke the connection, or refused by the SSRF guard.",
@@ -75,6 +134,52 @@ def _responses(streams: bool) -> dict[str, Any]:
     return out
 
 
+def _take_prompt(schema: dict[str, Any], replaced: tuple[str, ...]) -> None:
+    """A request schema that also takes a `prompt`. With one, `replaced` may be left out (the messages come from
+    the prompt, the model may come from its settings): said in words, the schema keeps them required so that
+    generated bodies (schemathesis) still reach an upstream rather than naming prompts that do not exist."""
+    fields = " and ".join(f"`{r}`" for r in replaced)
+    schema["properties"]["prompt"] = {
+        "allOf": [{"$ref": "#/components/schemas/PromptReference"}],
+        "description": f"A stored prompt rendered before the request's own messages; with one, {fields} may be "
+        "left out (the model may come from the prompt's settings).",
+    }
+
+
+def _prompt_operation() -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    query = [
+        ("label", {"type": "string", "pattern": LABEL.pattern}, "A label (default `production`); `latest` is newest."),
+        ("version", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "A version number, instead of a label."),
+    ]
+    parameters: list[dict[str, Any]] = [
+        {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "pattern": NAME.pattern}},
+        *({"name": n, "in": "query", "required": False, "schema": s, "description": d} for n, s, d in query),
+        {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+    ]
+    return {
+        "get": {
+            "summary": "One version of a stored prompt, with an ETag (any valid key)",
+            "operationId": "v1_prompts_get",
+            "parameters": parameters,
+            "responses": {
+                "200": {
+                    "description": "The version; `ETag` and `Cache-Control: private, no-cache` headers.",
+                    "content": {"application/json": {"schema": PROMPT_OK}},
+                },
+                "304": {"description": "`If-None-Match` names the current ETag: the client's copy is current."},
+                "400": {"description": "Both `label` and `version`, or a malformed one.", "content": error},
+                "401": {"description": ERROR_STATUSES["401"]},
+                "404": {
+                    "description": "Unknown prompt (`prompt_not_found`), label or version "
+                    "(`prompt_version_not_found`).",
+                    "content": error,
+                },
+            },
+        }
+    }
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
@@ -83,6 +188,8 @@ def openapi_document() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in schema.pop("$defs", {}).items():
             components[name] = sub
+        if model.__name__ in PROMPTED:
+            _take_prompt(schema, PROMPTED[model.__name__])
         components[model.__name__] = schema
         paths[path] = {
             "post": {
@@ -119,6 +226,8 @@ def openapi_document() -> dict[str, Any]:
             },
         }
     }
+    components["PromptReference"] = PROMPT_REFERENCE
+    paths["/v1/prompts/{name}"] = _prompt_operation()
     components["Feedback"] = FEEDBACK
     paths["/v1/feedback"] = {
         "post": {

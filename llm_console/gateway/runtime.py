@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import random
@@ -31,6 +32,8 @@ from llm_console.gateway.ssrf import AllowList, SSRFError
 from llm_console.gateway.upstream import Timeouts, UpstreamClient, UpstreamFailure
 from llm_console.limits.limiter import Grant, Limiter
 from llm_console.limits.plan import load_plan
+from llm_console.prompts.store import PromptCache, resolve
+from llm_console.services.config_bus import listen
 from llm_console.services.keys import find_by_hash
 from llm_console.settings import Settings
 from llm_console.telemetry.pipeline import TelemetryExporter, route_deployments
@@ -70,6 +73,7 @@ class GatewayRuntime:
         self.rng = random.Random()
         self.routes = RouteTable({})
         self.keys = KeyCache(self._lookup_key, ttl=settings.key_cache_ttl_s)
+        self.prompts = PromptCache(functools.partial(resolve, self.engine))
         self.limiter = Limiter(settings, self.engine)
         self.default_timeouts = Timeouts(
             connect=settings.upstream_connect_timeout_s,
@@ -111,13 +115,14 @@ class GatewayRuntime:
         self._stamp: object = None
         self._loaded_at = 0.0
         self.started = asyncio.Event()  # set once start() finished (the fleet loops use the upstream client)
+        self.bus_ready = asyncio.Event()  # set while this process is subscribed to configuration announcements
 
     def _lookup_key(self, key_hash: str) -> KeyInfo | None:
         row = find_by_hash(self.engine, key_hash)
         if row is None or row.id is None:
             return None
         with self.engine.connect() as conn:
-            plan = load_plan(conn, row.id, row.user_id, row.team_id)
+            plan = load_plan(conn, row.id, row.user_id, row.team_id, tz=self.settings.budget_timezone)
         return key_info_from_row(row, plan)
 
     async def authenticate(self, headers: Headers, client_ip: str) -> KeyInfo:
@@ -177,6 +182,17 @@ class GatewayRuntime:
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("SELECT max(id) FROM audit_events").scalar()
 
+    def config_changed(self) -> None:
+        """The configuration changed somewhere (seen by the refresh loop, or announced on Redis): forget
+        what is cached from it, so the next request reads keys, limits and tiers afresh."""
+        self.keys.invalidate()
+        self.prompts.invalidate()  # a label moved or a version was added: resolve again
+        self.telemetry.config_changed()
+
+    async def _config_bus(self) -> None:
+        """With Redis, every replica hears a change the moment it is committed (services/config_bus)."""
+        await listen(self.settings, self.config_changed, ready=self.bus_ready)
+
     async def _refresh_loop(self) -> None:
         """Reload the route table when the configuration changed (a one-row query each interval), and at
         least every FULL_RELOAD_S anyway; a full reload in a thread holds the GIL long enough to show in
@@ -188,8 +204,7 @@ class GatewayRuntime:
                 if current != self._stamp:
                     # Keys, limits and budgets changed somewhere (any replica: they all write audit events):
                     # forget the cached ones, so a revocation or a new limit applies here within one interval.
-                    self.keys.invalidate()
-                    self.telemetry.config_changed()
+                    self.config_changed()
                 if current != self._stamp or time.monotonic() - self._loaded_at >= FULL_RELOAD_S:
                     await self.reload_routes()
             except Exception as exc:  # keep serving the last good table
@@ -294,6 +309,8 @@ class GatewayRuntime:
         await self.limiter.start()
         self._tasks.append(asyncio.create_task(self._refresh_loop(), name="llmc-route-refresh"))
         self._tasks.append(asyncio.create_task(self._auth_fail_loop(), name="llmc-auth-failures"))
+        if self.settings.redis_url:
+            self._tasks.append(asyncio.create_task(self._config_bus(), name="llmc-config-bus"))
         if self.settings.fleet_enabled:
             self._tasks.append(asyncio.create_task(self._engine_signals_loop(), name="llmc-engine-signals"))
         if self.settings.health_check_interval_s > 0:

@@ -141,6 +141,10 @@ class Limiter:
                     start, end, pid = self._period(p, now)
                     valid_from, valid_until = max(valid_from, start.timestamp()), min(valid_until, end.timestamp())
                     key = f"b:{who}:{p}:{pid}"
+                    reset = e.reset_since(name, start.timestamp())
+                    if reset is not None:  # the count restarted: a counter of its own, seeded from the reset on
+                        key += f"@{int(reset.at * 1000)}"
+                    limit += e.increase(name)
                     out.append(
                         Check("b", e.kind, e.id, name, key, limit, "c", end.timestamp(), (start, end), f"{key}:res")
                     )
@@ -182,7 +186,7 @@ class Limiter:
             if not out.missing:
                 break
             try:
-                seeds.update(await asyncio.to_thread(self._seeds, checks, out.missing))
+                seeds.update(await asyncio.to_thread(self._seeds, plan, checks, out.missing))
             except SQLAlchemyError as exc:  # a cold counter needs the database: refuse clearly, not with a 500
                 log.warning("could not read the period's use to start limit counters: %s", type(exc).__name__)
                 raise _unavailable("the database is unreachable") from None
@@ -210,9 +214,11 @@ class Limiter:
             log.error("Redis unreachable for limits (%s): policy %s", type(exc).__name__, self.failure)
             self.on_store_state(False)
 
-    def _seeds(self, checks: list[Check], missing: list[int]) -> dict[int, float]:
+    def _seeds(self, plan: LimitPlan, checks: list[Check], missing: list[int]) -> dict[int, float]:
         """Start period counters from what the database recorded for the period so far (one read per entity
-        and period: its RPD, TPD and daily budget share it)."""
+        and period: its RPD, TPD and daily budget share it). A budget reset in the period counts from the
+        reset: the period's spend less what it had recorded at the reset (exact although spend is rolled up
+        per hour, and a reset falls inside an hour)."""
         out: dict[int, float] = {}
         read: dict[tuple[str, int, datetime, datetime], Totals] = {}
         with self.engine.connect() as conn:
@@ -222,7 +228,10 @@ class Limiter:
                 key = (check.entity, check.entity_id, *check.period)
                 if key not in read:
                     read[key] = entity_totals(conn, *key)
-                out[i] = float(getattr(read[key], check.seed_field))
+                value = float(getattr(read[key], check.seed_field))
+                entity = plan.entity(check.entity, check.entity_id) if check.kind == "b" else None
+                reset = None if entity is None else entity.reset_since(check.name, check.period[0].timestamp())
+                out[i] = value if reset is None else max(0.0, value - reset.spent_before_usd)
         return out
 
     def _headers(self, checks: list[Check], amounts: list[float], out: Outcome, now: float) -> dict[str, str]:
@@ -300,7 +309,7 @@ class Limiter:
         if values is None:
             values = [self.memory.current(c, now) for c in checks]
         missing = [i for i, v in enumerate(values) if v is None]
-        seeds = await asyncio.to_thread(self._seeds, checks, missing) if missing else {}
+        seeds = await asyncio.to_thread(self._seeds, plan, checks, missing) if missing else {}
         return now, checks, [seeds.get(i, 0.0) if v is None else v for i, v in enumerate(values)]
 
     # -- settlement ---------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """`GET /v1/limits`: what a key may still do, as its holder sees it (no console account needed).
 
 For the key, its user and its team: every limit, what is used of it now and when it resets, and for
-budgets the OK / Warning / Exceeded status (spend in flight included).
+budgets the OK / Warning / Exceeded status (spend in flight included). Each entity names its tier (or
+null); a budget's `limit` includes its active temporary increases (`increase_usd`), and `counting_since`
+is the time an admin reset its count in the current period (null without a reset).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from llm_console.db.queries.spend import share_status
@@ -21,6 +24,7 @@ async def limits_report(limiter: Limiter, plan: LimitPlan) -> dict[str, Any]:
             "entity": e.kind,
             "id": e.id,
             "from_default": e.from_default,
+            "tier": e.tier,
             "limits": {},
             "budget_status": None,
         }
@@ -38,6 +42,11 @@ async def limits_report(limiter: Limiter, plan: LimitPlan) -> dict[str, Any]:
             "resets_in_s": None if check.kind == "w" else round(max(0.0, check.expire_at - now), 3),
         }
         if check.kind == "b":
+            limits = plan.entity(check.entity, check.entity_id)
+            assert limits is not None and check.period is not None
+            reset = limits.reset_since(check.name, check.period[0].timestamp())
+            item["increase_usd"] = limits.increase(check.name)
+            item["counting_since"] = None if reset is None else datetime.fromtimestamp(reset.at, UTC).isoformat()
             item["status"] = share_status(value / check.limit)
             entry["budget_status"] = _worse(entry["budget_status"] or "ok", item["status"])
             worst = _worse(worst, item["status"])

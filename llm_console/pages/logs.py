@@ -35,6 +35,7 @@ def filters() -> rx.Component:
             text_filter(LogsState, "end_user", "End user", c["end_user"], width="140px"),
             text_filter(LogsState, "session", "Session", c["session"], width="160px"),
             text_filter(LogsState, "tag", "Tag", c["tag"], width="110px"),
+            text_filter(LogsState, "prompt", "Prompt", c["prompt"], placeholder="name or name@3", width="150px"),
             rx.button("Clear filters", variant="soft", size="1", on_click=LogsState.clear_filters, align_self="end"),
             gap="12px",
             wrap="wrap",
@@ -130,6 +131,20 @@ def attribution() -> rx.Component:
             min_width="150px",
         ),
         fact("Tags", d["tags"]),
+        rx.cond(
+            d["prompt"] != "",
+            rx.vstack(
+                rx.text("Prompt", size="1", color=rx.color("gray", 11)),
+                rx.link(
+                    d["prompt"],
+                    href=routes.LOGS + "?range=30d&prompt=" + d["prompt_filter"],
+                    size="2",
+                    id="detail-prompt",
+                ),
+                spacing="0",
+                min_width="150px",
+            ),
+        ),
         gap="12px",
         wrap="wrap",
         width="100%",

@@ -91,6 +91,8 @@ def logs_view(data: LogsData, settings: Settings, *, show_bodies: bool = True) -
             "end_user": r.end_user or "—",
             "session": r.session_id or "",
             "tags": ", ".join(r.tags.split(",")) if r.tags else "—",
+            "prompt": f"{d.prompt[0]} v{d.prompt[1]}" if d.prompt else "",
+            "prompt_filter": f"{d.prompt[0]}@{d.prompt[1]}" if d.prompt else "",
         }
         view.scores = [
             {

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from llm_console.db.engine import session
 from llm_console.db.models import Budget, Team, User, VirtualKey, utcnow
 from llm_console.services.audit import record
+from llm_console.services.config_bus import announce
 
 ENTITY_TYPES = ("user", "team", "key")
 MAX_USD = 1e12
@@ -71,7 +72,9 @@ def set_budget(
             raise BudgetError(f"no {entity_type} with id {entity_id}")
         row = put_budget(s, entity_type, entity_id, daily, monthly, actor=actor)
         s.commit()
-        return None if row is None else _view(row)
+        view = None if row is None else _view(row)
+    announce(what="budget")  # every replica applies it now, not at its next refresh
+    return view
 
 
 def put_budget(

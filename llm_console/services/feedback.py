@@ -162,14 +162,15 @@ def _mine(owner: Owner) -> Any:
     return or_(*clauses)
 
 
-Scored = tuple[str, int | None, datetime | None]  # alias, deployment id, when the scored request was made
+Scored = tuple[str, int | None, datetime | None, int | None]
+"""alias, deployment id, when the scored request was made, the prompt version it was rendered from"""
 
 
 def find_target(engine: Engine, item: FeedbackInput, owner: Owner) -> Scored | None:
-    """(alias, deployment, when) of the scored request, or of the session's newest request; None when the
-    owner has no such request (yet: rows reach the database a moment after the answer)."""
+    """(alias, deployment, when, prompt version) of the scored request, or of the session's newest request;
+    None when the owner has no such request (yet: rows reach the database a moment after the answer)."""
     t = RequestLog.__table__  # type: ignore[attr-defined]
-    query = select(t.c.alias, t.c.deployment_id, t.c.created_at)
+    query = select(t.c.alias, t.c.deployment_id, t.c.created_at, t.c.prompt_version_id)
     if item.request_id is not None:
         query = query.where(t.c.id == item.request_id)
     else:
@@ -181,13 +182,11 @@ def find_target(engine: Engine, item: FeedbackInput, owner: Owner) -> Scored | N
         row = conn.execute(query).first()
     if row is None:
         return None
-    return row[0] or "", row[1], row[2]
+    return row[0] or "", row[1], row[2], row[3]
 
 
-def store(
-    engine: Engine, item: FeedbackInput, owner: Owner, found: tuple[str, int | None, datetime | None]
-) -> ScoreView:
-    alias, deployment_id, request_at = found
+def store(engine: Engine, item: FeedbackInput, owner: Owner, found: Scored) -> ScoreView:
+    alias, deployment_id, request_at, prompt_version_id = found
     row = FeedbackScore(
         created_at=datetime.now(UTC),
         request_id=item.request_id,
@@ -201,6 +200,7 @@ def store(
         user_id=owner.console_user_id,
         alias=alias if item.request_id is not None else "",
         deployment_id=deployment_id if item.request_id is not None else None,
+        prompt_version_id=prompt_version_id if item.request_id is not None else None,
         request_at=request_at,
     )
     with Session(engine) as s:

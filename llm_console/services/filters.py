@@ -6,6 +6,7 @@ Every value is validated here: a bad one is dropped with a readable message, nev
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,6 +57,7 @@ PARAMS = (
     "end_user",
     "session",
     "tag",
+    "prompt",
 )
 # Page-level parameters carried along unchanged (the logs cursor and opened request, a table page).
 PASS_THROUGH = ("cursor", "id", "page")
@@ -173,6 +175,21 @@ def _grain(raw: str, start: datetime, end: datetime, errors: list[Problem]) -> s
     return grain
 
 
+PROMPT_FILTER = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._/-]{0,199}?)(?:@(?P<version>[1-9][0-9]{0,8}))?$")
+
+
+def _prompt_filter(raw: str, values: dict[str, object], accepted: dict[str, str], errors: list[Problem]) -> None:
+    """`prompt=<name>` (every version) or `prompt=<name>@<version>`."""
+    match = PROMPT_FILTER.match(raw.strip())
+    if match is None:
+        errors.append(Problem.ignored("prompt", "expected a prompt name, or name@version such as support-answer@3."))
+        return
+    values["prompt"] = match.group("name")
+    if match.group("version"):
+        values["prompt_version"] = int(match.group("version"))
+    accepted["prompt"] = raw.strip()
+
+
 def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> ParsedFilters:
     """Validated filters from query parameters; what could not be used is listed in `errors`."""
     now = utc(now or datetime.now(UTC))
@@ -220,6 +237,8 @@ def parse_filters(params: Mapping[str, str], now: datetime | None = None) -> Par
                 values[attr] = accepted[name] = text
             else:
                 errors.append(Problem.ignored(name, "expected printable text."))
+    if "prompt" in p:
+        _prompt_filter(p["prompt"], values, accepted, errors)
     if "q" in p:
         q = p["q"]
         if len(q) > MAX_SEARCH:

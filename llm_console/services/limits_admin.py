@@ -20,6 +20,7 @@ from llm_console.db.engine import session
 from llm_console.db.models import Budget, RateLimit, Team, User, VirtualKey, utcnow
 from llm_console.services.audit import record
 from llm_console.services.budgets import MAX_USD, put_budget
+from llm_console.services.config_bus import announce
 from llm_console.services.scope import Scope
 
 LIMIT_FIELDS = ("rpm", "tpm", "rpd", "tpd")
@@ -227,4 +228,5 @@ def save_entity_limits(
         if ref.entity_type != "default":
             put_budget(s, ref.entity_type, ref.entity_id, budget.daily_usd, budget.monthly_usd, actor=actor)
         s.commit()
+    announce(what="limits")  # every replica applies it now, not at its next refresh
     return ref

@@ -3,13 +3,17 @@
 "My usage" is every signed-in user's self-service view: their own user, the teams they belong to and the
 active keys they can see (their own, and their teams' keys, as on the keys page), each with today's and this
 month's spend against its budgets and the rate limits that apply. Operators and admins also get the
-organization's table of every user, team and key with a rate limit or a budget, filtered and paginated here
-so the browser only ever receives one page. Days and months are those of LLMC_BUDGET_TIMEZONE.
+organization's table of every user, team and key with a rate limit, a budget or a tier, filtered and paginated
+here so the browser only ever receives one page. Days and months are those of LLMC_BUDGET_TIMEZONE.
+
+Limits and budgets are the effective ones, as the gateway enforces them (limits/plan.py): own values where
+set, else the tier's; budgets include active temporary increases; a budget reset in the current period
+counts spend from the reset on (`day_reset_at` / `month_reset_at` say since when).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
@@ -21,6 +25,9 @@ from llm_console.db.models import Budget, Membership, RateLimit, VirtualKey
 from llm_console.db.queries.filters import utc
 from llm_console.db.queries.names import Directory, load_directory
 from llm_console.db.queries.spend import Spend, spend_by_entity
+from llm_console.db.tier_tables import LimitTier, TierAssignment
+from llm_console.limits.periods import day_bounds, month_bounds
+from llm_console.limits.plan import PeriodKey, Reset, load_increases, load_resets, own_or
 from llm_console.services.key_list import key_filters
 from llm_console.services.limits_admin import DEFAULT_ENTITY, RateLimits
 from llm_console.services.scope import ORG_WIDE_ROLE, Scope
@@ -41,7 +48,12 @@ class EntityUsage:
     name: str
     spend: Spend
     limits: RateLimits
-    limits_from_default: bool  # a key without rate limits of its own: the global default applies to it
+    limits_from_default: bool  # a key without rate limits of its own nor a tier: the global default applies
+    tier: str | None = None  # the tier the entity is on; its values fill the limits the entity does not set
+    day_increase_usd: float = 0.0  # active temporary increases, included in the spend's budgets
+    month_increase_usd: float = 0.0
+    day_reset_at: datetime | None = None  # the day's spend counts from this reset on (None: whole day)
+    month_reset_at: datetime | None = None
 
     @property
     def status(self) -> str:
@@ -74,33 +86,78 @@ class LimitsPage:
 
 @dataclass(frozen=True, slots=True)
 class _World:
-    """Everything both sections are built from: spend per entity, rate limits, names."""
+    """Everything both sections are built from: spend per entity, rate limits, tiers, resets, names."""
 
     spend: dict[str, dict[int, Spend]]
     limits: dict[Entity, RateLimits]
     budgeted: set[Entity]
     names: Directory
+    tiers: dict[Entity, LimitTier]
+    resets: dict[PeriodKey, Reset]
+    increases: dict[PeriodKey, float]
+    starts: tuple[float, float]  # epoch seconds: the current day's and month's start
 
     @property
     def configured(self) -> set[Entity]:
-        """Every user, team and key with a rate-limit row or a budget row."""
-        return {e for e in set(self.limits) | self.budgeted if e[0] in ENTITY_TYPES}
+        """Every user, team and key with a rate-limit row, a budget row or a tier."""
+        return {e for e in set(self.limits) | self.budgeted | set(self.tiers) if e[0] in ENTITY_TYPES}
 
     def usage(self, entity_type: str, entity_id: int) -> EntityUsage:
+        entity = (entity_type, entity_id)
         spend = self.spend[entity_type].get(entity_id) or Spend(entity_id, 0.0, 0.0, None, None)
-        own = self.limits.get((entity_type, entity_id))
-        from_default = own is None and entity_type == "key" and DEFAULT_ENTITY in self.limits
-        limits = self.limits[DEFAULT_ENTITY] if from_default else own or RateLimits()
-        name = self.names.name(entity_type, str(entity_id))
-        return EntityUsage(entity_type, entity_id, name, spend, limits, from_default)
+        own, tier = self.limits.get(entity), self.tiers.get(entity)
+        from_default = own is None and tier is None and entity_type == "key" and DEFAULT_ENTITY in self.limits
+        if from_default:
+            limits = self.limits[DEFAULT_ENTITY]
+        else:
+            mine = (own or RateLimits()).as_dict()
+            limits = RateLimits(**{n: own_or(v, getattr(tier, n, None)) for n, v in mine.items()})  # type: ignore[arg-type]
+        day = self._budget(entity, "day", spend.day_usd, spend.daily_budget_usd, getattr(tier, "daily_usd", None))
+        month = self._budget(
+            entity, "month", spend.month_usd, spend.monthly_budget_usd, getattr(tier, "monthly_usd", None)
+        )
+        spend = replace(spend, day_usd=day[0], daily_budget_usd=day[1], month_usd=month[0], monthly_budget_usd=month[1])
+        return EntityUsage(
+            entity_type,
+            entity_id,
+            self.names.name(entity_type, str(entity_id)),
+            spend,
+            limits,
+            from_default,
+            tier=None if tier is None else tier.name,
+            day_increase_usd=day[2],
+            month_increase_usd=month[2],
+            day_reset_at=day[3],
+            month_reset_at=month[3],
+        )
+
+    def _budget(
+        self, entity: Entity, period: str, spent: float, own: float | None, tier: float | None
+    ) -> tuple[float, float | None, float, datetime | None]:
+        """(spent as the budget counts it, the budget with increases, the increase, the reset it counts from)."""
+        budget = own_or(own, tier) or None
+        increase = self.increases.get((*entity, period), 0.0) if budget else 0.0
+        limit = None if budget is None else budget + increase
+        reset = self.resets.get((*entity, period))
+        if reset is None or reset.at < self.starts[period == "month"]:
+            return spent, limit, increase, None
+        return max(0.0, spent - reset.spent_before_usd), limit, increase, datetime.fromtimestamp(reset.at, UTC)
 
 
 def _world(engine: Engine, now: datetime, tz: str) -> _World:
     spend = {t: {s.entity_id: s for s in spend_by_entity(engine, t, now, tz=tz)} for t in ENTITY_TYPES}
+    month_start = month_bounds(now, tz)[0]
     with session(engine) as s:
         limits = {(r.entity_type, r.entity_id): RateLimits.of(r) for r in s.exec(select(RateLimit))}
         budgeted = {(t, i) for t, i in s.exec(select(Budget.entity_type, Budget.entity_id))}
-    return _World(spend, limits, budgeted, load_directory(engine))
+        tiers = {
+            (a.entity_type, a.entity_id): t
+            for a, t in s.exec(select(TierAssignment, LimitTier).where(TierAssignment.tier_id == LimitTier.id))
+        }
+        resets = load_resets(s.connection(), None, month_start)
+        increases, _ = load_increases(s.connection(), None, now)
+    starts = (day_bounds(now, tz)[0].timestamp(), month_start.timestamp())
+    return _World(spend, limits, budgeted, load_directory(engine), tiers, resets, increases, starts)
 
 
 def my_entities(engine: Engine, user_id: int, now: datetime) -> list[Entity]:

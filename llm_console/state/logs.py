@@ -18,7 +18,7 @@ from llm_console.state.dashboard import DashboardMixin
 
 FILTER_KEYS = (
     "model", "deployment", "status", "key", "user", "team", "stream", "min_latency", "min_cost", "q",
-    "end_user", "session", "tag",
+    "end_user", "session", "tag", "prompt",
 )  # fmt: skip
 
 

@@ -344,6 +344,7 @@ def console_attributes(rec: LogRecord, dep: DeploymentInfo | None) -> dict[str, 
         "llm_console.end_user": rec.end_user,
         "llm_console.session_id": rec.session_id,
         "llm_console.throttle": rec.throttle,
+        "llm_console.prompt_version_id": rec.prompt_version_id,
         "llm_console.error_message": rec.error_message[:1000] if rec.error_message else None,
     }
     attrs.update({k: v for k, v in optional.items() if v not in (None, "")})

@@ -377,3 +377,39 @@ def test_attribution_filters_match_whole_values(db: Engine) -> None:
     detail = get_request(db, "t1")
     assert detail is not None
     assert (detail.row.end_user, detail.row.session_id, detail.row.tags) == ("alice", "s-1", "beta,prod")
+
+
+def test_the_prompt_filter_finds_calls_of_a_prompt_or_of_one_version(db: Engine) -> None:
+    from sqlmodel import Session
+
+    from llm_console.db.prompt_tables import Prompt, PromptVersion
+
+    with Session(db) as s:
+        ids_of: dict[tuple[str, int], int] = {}
+        for name in ("support/answer", "other"):
+            prompt = Prompt(name=name)
+            s.add(prompt)
+            s.flush()
+            assert prompt.id is not None
+            for version in (1, 2):
+                row = PromptVersion(prompt_id=prompt.id, version=version, text="x", digest="d")
+                s.add(row)
+                s.flush()
+                assert row.id is not None
+                ids_of[(name, version)] = row.id
+        s.commit()
+    rows = [rec(at(4, 10, i + 1), id=f"p{i + 1}") for i in range(4)]
+    for r, version in zip(rows, [("support/answer", 1), ("support/answer", 2), ("other", 1), None], strict=True):
+        r.prompt_version_id = ids_of[version] if version else None
+    write(db, *rows)
+    assert find(db, prompt="support/answer") == ["p2", "p1"]
+    assert find(db, prompt="support/answer", prompt_version=2) == ["p2"]
+    assert find(db, prompt="support/answer", prompt_version=3) == []
+    assert find(db, prompt="other") == ["p3"]
+    assert find(db, prompt="missing") == []
+    assert find(db, prompt="x' OR '1'='1") == []
+    detail = get_request(db, "p2")
+    assert detail is not None and detail.prompt == ("support/answer", 2)
+    assert detail.row.prompt_version_id == ids_of[("support/answer", 2)]
+    plain = get_request(db, "p4")
+    assert plain is not None and plain.prompt is None

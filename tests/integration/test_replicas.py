@@ -5,15 +5,18 @@ through one is refused by the other within the documented bound (LLMC_ROUTE_REFR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
 import redis
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 from llm_console.db.engine import make_engine, session
 from llm_console.db.models import RateLimit, RequestLog
@@ -21,6 +24,9 @@ from llm_console.services.audit import record
 from llm_console.services.budgets import set_budget
 from llm_console.services.deployments import set_price
 from llm_console.services.keys import create_key, revoke_key
+from llm_console.services.limits_admin import BudgetLimits, RateLimits
+from llm_console.services.tier_admin import assign_tier, save_tier
+from llm_console.settings import Settings
 from tests.conftest import REDIS_URL, cli_env, free_port, fresh_postgres, missing_service, spawn, stop, wait_http
 from tests.integration.fixtures_gateway import SIM_CHAT_MODEL, run_cli_batch, simulator
 
@@ -32,11 +38,18 @@ RPM = 60
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[str], str]]:
     """(the two gateways' /v1 URLs, the PostgreSQL URL)."""
+    with start_replicas(tmp_path_factory.mktemp("replicas"), REFRESH_S) as (urls, db, _):
+        yield urls, db
+
+
+@contextlib.contextmanager
+def start_replicas(logs: Path, refresh_s: float) -> Iterator[tuple[list[str], str, str]]:
+    """Two gateways on one fresh PostgreSQL database and Redis: (their /v1 URLs, the database URL, the Redis
+    prefix)."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except redis.RedisError:
         missing_service(f"Redis is not reachable at {REDIS_URL}")
-    logs = tmp_path_factory.mktemp("replicas")
     prefix = f"replicas-{uuid.uuid4().hex[:10]}"
     with fresh_postgres() as db, simulator(logs) as sim:
         env = cli_env(
@@ -47,7 +60,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[st
             LLMC_REDIS_PREFIX=prefix,
             LLMC_SECRET_KEY="replica-test-secret-0123456789",
             LLMC_KEY_CACHE_TTL_S="300",  # revocations must arrive through the refresh, not a short cache
-            LLMC_ROUTE_REFRESH_INTERVAL_S=str(REFRESH_S),
+            LLMC_ROUTE_REFRESH_INTERVAL_S=str(refresh_s),
             LLMC_LOG_FLUSH_INTERVAL_S="0.1",
             LLMC_HEALTH_CHECK_INTERVAL_S="0",
         )
@@ -62,7 +75,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[st
                 urls.append(f"http://127.0.0.1:{port}")
             for url, proc in zip(urls, procs, strict=True):
                 wait_http(f"{url}/gateway/health", 60, proc)
-            yield [f"{u}/v1" for u in urls], db
+            yield [f"{u}/v1" for u in urls], db, prefix
         finally:
             for proc in procs:
                 stop(proc)
@@ -168,3 +181,64 @@ async def test_a_key_revoked_through_one_replica_is_refused_by_the_other_within_
     bound = REFRESH_S + 1.0  # one refresh interval, plus the stamp query and scheduling on a busy machine
     assert max(refused_at.values()) <= bound, refused_at
     engine.dispose()
+
+
+@pytest.fixture
+def quiet_replicas(tmp_path: Path) -> Iterator[tuple[list[str], str, Settings]]:
+    """Two replicas whose refresh loops wait 60 s: within a test, only the Redis announcement tells them of a
+    change. (their /v1 URLs, the database URL, settings a service in this process announces with)"""
+    with start_replicas(tmp_path, 60.0) as (urls, db, prefix):
+        yield urls, db, Settings(database_url=db, redis_url=REDIS_URL, redis_prefix=prefix, _env_file=None)  # type: ignore[call-arg]
+
+
+async def test_a_tier_change_applies_on_the_next_request_of_every_replica(
+    quiet_replicas: tuple[list[str], str, Settings],
+) -> None:
+    urls, db, settings = quiet_replicas
+    engine = make_engine(db)
+    try:
+        await _tier_changes_apply_at_once(urls, engine, settings)
+    finally:
+        engine.dispose()
+
+
+async def _tier_changes_apply_at_once(urls: list[str], engine: Engine, settings: Settings) -> None:
+    key = create_key(engine, name="tiered", actor="test")
+
+    def tier(tier_id: int | None, rpm: int) -> int:
+        view = save_tier(
+            engine,
+            role="admin",
+            actor="test",
+            tier_id=tier_id,
+            name="Tiny",
+            description="",
+            rank=0,
+            limits=RateLimits(rpm=rpm),
+            budget=BudgetLimits(),
+            settings=settings,
+        )
+        return view.id
+
+    tier_id = tier(None, 2)
+    assign_tier(
+        engine, role="admin", actor="test", entity_type="key", entity_id=key.id, tier_id=tier_id, settings=settings
+    )
+    # One call on each replica uses the tier's 2 RPM (counted together in Redis); both now cache the key.
+    assert [(await drive([u], key.secret, 1, 1))[0] for u in urls] == [200, 200]
+    assert [(await drive([u], key.secret, 1, 1))[0] for u in urls] == [429, 429]
+
+    async def next_answers(expected: int) -> dict[int, float]:
+        """Per replica, how long after the change its first call got `expected` (polling up to 1 s)."""
+        changed, seen = time.monotonic(), {}
+        while len(seen) < len(urls) and time.monotonic() - changed < 1.0:
+            for i, url in enumerate(urls):
+                if i not in seen and (await drive([url], key.secret, 1, 1)) == [expected]:
+                    seen[i] = time.monotonic() - changed
+            await asyncio.sleep(0.02)
+        return seen
+
+    tier(tier_id, 100)  # raised: both replicas admit again at once, 60 s before their refresh loops would look
+    assert set(await next_answers(200)) == {0, 1}
+    tier(tier_id, 3)  # lowered below the 4 calls admitted this minute: both refuse at once
+    assert set(await next_answers(429)) == {0, 1}

@@ -158,7 +158,7 @@ def refused(_case: Case, response: Response) -> str | None:
 def test_schema_is_served_and_names_every_endpoint(stack: Gateway) -> None:
     doc: Any = requests.get(stack.url + "/gateway/openapi.json", timeout=10).json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {*REAL_ALIASES, "/v1/models", "/v1/limits", "/v1/feedback"}
+    assert set(doc["paths"]) == {*REAL_ALIASES, "/v1/models", "/v1/limits", "/v1/feedback", "/v1/prompts/{name}"}
 
 
 def test_generated_valid_requests_never_get_a_gateway_made_5xx(stack: Gateway) -> None:

@@ -279,3 +279,25 @@ def test_query_string_changes() -> None:
     assert "model" not in changed and "q" not in changed
     assert parse().query_string() == "range=24h"
     assert parse().query_string(range="1h", status="error") == "range=1h&status=error"
+
+
+@pytest.mark.parametrize(
+    ("raw", "prompt", "version"),
+    [
+        ("support/answer", "support/answer", None),
+        ("support/answer@3", "support/answer", 3),
+        (" a.b_c@12 ", "a.b_c", 12),
+    ],
+)
+def test_the_prompt_filter_takes_a_name_or_name_at_version(raw: str, prompt: str, version: int | None) -> None:
+    parsed = parse_filters({"prompt": raw})
+    assert (parsed.filters.prompt, parsed.filters.prompt_version) == (prompt, version)
+    assert parsed.errors == [] and parsed.params["prompt"] == raw.strip()
+    assert "prompt" in parsed.filters.row_only()
+
+
+@pytest.mark.parametrize("raw", ["@3", "name@0", "name@x", "na me", "name@3@4", "-x", "name@1234567890"])
+def test_a_bad_prompt_filter_is_ignored_with_a_reason(raw: str) -> None:
+    parsed = parse_filters({"prompt": raw})
+    assert parsed.filters.prompt is None and "prompt" not in parsed.params
+    assert parsed.errors == ["Ignored prompt: expected a prompt name, or name@version such as support-answer@3."]

@@ -36,6 +36,8 @@ class RequestFilters:
     end_user: str | None = None  # the caller's own end user (X-LLMC-User / OpenAI `user`)
     session_id: str | None = None
     tag: str | None = None  # one tag, matched whole
+    prompt: str | None = None  # calls rendered from this prompt (by name) ...
+    prompt_version: int | None = None  # ... and, when set, from this version of it only
     # Team scope of a member or viewer: only rows of these teams, or their own (`visible_user_id`).
     # None: no scope (operators and admins see every row).
     visible_team_ids: frozenset[int] | None = None
@@ -75,7 +77,7 @@ class RequestFilters:
             names.append("min_cost_usd")
         if self.search:
             names.append("search")
-        names += [n for n in ("end_user", "session_id", "tag") if getattr(self, n) is not None]
+        names += [n for n in ("end_user", "session_id", "tag", "prompt") if getattr(self, n) is not None]
         if self.visible_team_ids is not None:
             names.append("scope")
         return names

@@ -16,10 +16,13 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, tuple_
 from sqlalchemy.engine import Engine
 
 from llm_console.db.models import RequestLog, Span
+from llm_console.db.prompt_tables import Prompt, PromptVersion
 from llm_console.db.queries.filters import RequestFilters, utc
 
 R = RequestLog.__table__  # type: ignore[attr-defined]
 S = Span.__table__  # type: ignore[attr-defined]
+P = Prompt.__table__  # type: ignore[attr-defined]
+PV = PromptVersion.__table__  # type: ignore[attr-defined]
 
 LIST_COLUMNS = (
     "id",
@@ -45,6 +48,7 @@ LIST_COLUMNS = (
     "end_user",
     "session_id",
     "tags",
+    "prompt_version_id",
 )
 
 
@@ -73,6 +77,7 @@ class RequestRow:
     end_user: str | None = None
     session_id: str | None = None
     tags: str | None = None
+    prompt_version_id: int | None = None
 
     @property
     def tokens(self) -> int:
@@ -97,6 +102,7 @@ class RequestDetail:
     client_ip: str
     embedding_dims: int | None
     spans: list[SpanRow]
+    prompt: tuple[str, int] | None = None  # the prompt (name, version) the gateway rendered the call from
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +144,7 @@ EQUALS = (
 
 def _has_nul(f: RequestFilters) -> bool:
     """PostgreSQL refuses text with NUL characters; no stored value holds one, so such a filter matches nothing."""
-    texts = (f.alias, f.endpoint, f.status, f.search, f.end_user, f.session_id, f.tag)
+    texts = (f.alias, f.endpoint, f.status, f.search, f.end_user, f.session_id, f.tag, f.prompt)
     return any(isinstance(v, str) and "\x00" in v for v in texts)
 
 
@@ -152,6 +158,11 @@ def conditions(f: RequestFilters) -> list[ColumnElement[bool]]:
             where.append(R.c[attr] == value)
     if f.tag is not None:  # tags are stored sorted and comma-joined: match one whole
         where.append(("," + R.c.tags + ",").like(like_pattern("," + f.tag + ","), escape="\\"))
+    if f.prompt is not None:  # the prompt's version ids (a handful): the requests index on prompt_version_id
+        versions = select(PV.c.id).join(P, P.c.id == PV.c.prompt_id).where(P.c.name == f.prompt)
+        if f.prompt_version is not None:
+            versions = versions.where(PV.c.version == f.prompt_version)
+        where.append(R.c.prompt_version_id.in_(versions.scalar_subquery()))
     if f.min_latency_ms is not None:
         where.append(R.c.latency_ms >= f.min_latency_ms)
     if f.min_cost_usd is not None:
@@ -225,6 +236,11 @@ def get_request(engine: Engine, request_id: str) -> RequestDetail | None:
             .where(S.c.request_id == request_id)
             .order_by(S.c.start_ms, S.c.id)
         ).all()
+        prompt = None
+        if r.prompt_version_id is not None:
+            prompt = conn.execute(
+                select(P.c.name, PV.c.version).join(P, P.c.id == PV.c.prompt_id).where(PV.c.id == r.prompt_version_id)
+            ).first()
     return RequestDetail(
         row=_row(r),
         request_body=r.request_body,
@@ -235,6 +251,7 @@ def get_request(engine: Engine, request_id: str) -> RequestDetail | None:
         spans=[
             SpanRow(s.name, float(s.start_ms), float(s.duration_ms), s.status, dict(s.attributes or {})) for s in spans
         ],
+        prompt=None if prompt is None else (prompt.name, int(prompt.version)),
     )
 
 
