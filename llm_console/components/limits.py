@@ -12,9 +12,11 @@ from llm_console.components.filters import text_filter
 from llm_console.components.forms import form_dialog, select_field, text_field
 from llm_console.components.spend import budget_bar, spend_badge
 from llm_console.components.spend import pager as spend_pager
+from llm_console.components.spend_admin import spend_actions
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.state.dashboard import ANY
 from llm_console.state.limits import LimitsFormState, LimitsState
+from llm_console.state.spend_admin import SpendAdminState
 
 STATUS_ITEMS = [(ANY, "All"), ("warning", "Warning"), ("exceeded", "Exceeded")]
 ENTITY_TYPES = [("user", "User (email)"), ("team", "Team (name)"), ("key", "Key (prefix or name)")]
@@ -35,6 +37,20 @@ def limits_cell(r: rx.Var) -> rx.Component:
             r["limits_source"] != "",
             rx.badge(r["limits_source"], variant="outline", color_scheme="gray", high_contrast=True, size="1"),
         ),
+        rx.cond(
+            r["tier"] != "", rx.text("Tier: ", r["tier"], size="1", color=MUTED, custom_attrs={"data-tier": r["tier"]})
+        ),
+        spacing="1",
+    )
+
+
+def budget_cell(r: rx.Var, period: str) -> rx.Component:
+    """A budget bar, with what changed its figures (a reset this period, temporary increases) under it."""
+    bar = budget_bar(r[f"{period}_text"], r[f"{period}_pct"].to(int), r[f"{period}_level"], r[f"{period}_aria"])
+    note = r[f"{period}_note"]
+    return rx.vstack(
+        bar,
+        rx.cond(note != "", rx.text(note, size="1", color=MUTED, custom_attrs={"data-note": period})),
         spacing="1",
     )
 
@@ -50,19 +66,27 @@ def usage_row(r: rx.Var, *, editable: bool) -> rx.Component:
             style=WRAP,
         ),
         rx.table.cell(spend_badge(r["status"], r["status_label"]), custom_attrs={"data-cell": "status"}),
-        rx.table.cell(budget_bar(r["day_text"], r["day_pct"].to(int), r["day_level"], r["day_aria"])),
-        rx.table.cell(budget_bar(r["month_text"], r["month_pct"].to(int), r["month_level"], r["month_aria"])),
+        rx.table.cell(budget_cell(r, "day")),
+        rx.table.cell(budget_cell(r, "month")),
         rx.table.cell(limits_cell(r)),
     ]
     if editable:
         cells.append(
             rx.table.cell(
-                rx.button(
-                    "Edit",
-                    size="1",
-                    variant="soft",
-                    on_click=LimitsFormState.open_edit(r["entity"]),
-                    aria_label="Edit limits of " + r["name"].to(str),
+                rx.hstack(
+                    rx.cond(
+                        LimitsState.can_edit,
+                        rx.button(
+                            "Edit",
+                            size="1",
+                            variant="soft",
+                            on_click=LimitsFormState.open_edit(r["entity"]),
+                            aria_label="Edit limits of " + r["name"].to(str),
+                        ),
+                    ),
+                    spend_actions(r),
+                    spacing="2",
+                    wrap="wrap",
                 )
             )
         )
@@ -154,7 +178,7 @@ def all_limits() -> rx.Component:
             rx.cond(
                 LimitsState.rows.length() > 0,
                 rx.cond(
-                    LimitsState.can_edit,
+                    LimitsState.can_edit | SpendAdminState.allowed,
                     usage_table(LimitsState.rows, "all-limits", editable=True),
                     usage_table(LimitsState.rows, "all-limits"),
                 ),

@@ -18,10 +18,12 @@ from llm_console.pages import (
     organization,
     overview,
     planned,
+    prompts,
     routing,
     spend,
     telemetry,
     throttle_analytics,
+    tiers,
     usage,
 )
 
@@ -43,9 +45,11 @@ __all__ = [
     "organization",
     "overview",
     "planned",
+    "prompts",
     "routing",
     "spend",
     "telemetry",
     "throttle_analytics",
+    "tiers",
     "usage",
 ]

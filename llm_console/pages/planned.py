@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from llm_console import routes
 from llm_console.components.layout import coming_soon, console_page
 
-PLANNED: list[tuple[str, str, str, list[str]]] = [
-    (routes.PROMPTS, "Prompts", "Versioned prompt management.", ["Prompt versions and labels", "Playground"]),
-]
+# (route, title, what is coming, items); empty while every area in the sidebar is built.
+PLANNED: list[tuple[str, str, str, list[str]]] = []
 
 
 def _register(route: str, title: str, what: str, items: list[str]) -> None:

@@ -4,7 +4,9 @@ period labels naming the budget time zone, and the edit form's starting values."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from llm_console.presenters.common import money
 from llm_console.presenters.costs import STATUS_LABEL
 from llm_console.presenters.keys import budget_text, limits_text
 from llm_console.presenters.spend import SpendView, bar
@@ -32,6 +34,15 @@ def period_labels(tz: str) -> tuple[str, str]:
     return f"Today ({tz})", f"This month ({tz})"
 
 
+def budget_note(increase_usd: float, reset_at: datetime | None) -> str:
+    """What changes a budget bar's figures: a spend reset this period ("since the reset at 14:05 UTC") and
+    active temporary increases ("incl. +$5.00 temporary"); "" for neither."""
+    parts = [] if reset_at is None else [f"since the reset at {reset_at:%H:%M} UTC"]
+    if increase_usd:
+        parts.append(f"incl. +{money(increase_usd)} temporary")
+    return " · ".join(parts)
+
+
 def usage_row(u: EntityUsage, day_label: str, month_label: str) -> dict[str, str | int]:
     s = u.spend
     return {
@@ -46,6 +57,10 @@ def usage_row(u: EntityUsage, day_label: str, month_label: str) -> dict[str, str
         "budget": budget_text(BudgetLimits(s.daily_budget_usd, s.monthly_budget_usd)),
         "limits": limits_text(u.limits),
         "limits_source": "global default" if u.limits_from_default else "",
+        "tier": u.tier or "",
+        "budgeted": "1" if s.daily_budget_usd is not None or s.monthly_budget_usd is not None else "",
+        "day_note": budget_note(u.day_increase_usd, u.day_reset_at),
+        "month_note": budget_note(u.month_increase_usd, u.month_reset_at),
     }
 
 

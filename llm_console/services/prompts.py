@@ -37,6 +37,7 @@ from llm_console.prompts.template import (
     parse_template,
 )
 from llm_console.services.audit import record
+from llm_console.services.config_bus import announce
 
 PRODUCTION = "production"
 WRITE_ROLE = "member"
@@ -272,7 +273,8 @@ def create_prompt(
         )
         _set_labels(s, prompt, row, wanted, actor)
         s.commit()
-        return _view(prompt, row, wanted, newest=True)
+    announce(what="prompts")  # every replica drops its prompt cache now, not at its next refresh
+    return _view(prompt, row, wanted, newest=True)
 
 
 def add_version(
@@ -315,7 +317,9 @@ def add_version(
             s.commit()
             return _view(prompt, row, wanted, newest=True)
 
-    return _retrying(write)
+    view = _retrying(write)
+    announce(what="prompts")
+    return view
 
 
 def set_label(engine: Engine, *, role: str, actor: str, name: str, label: str, version: int) -> None:
@@ -337,6 +341,7 @@ def set_label(engine: Engine, *, role: str, actor: str, name: str, label: str, v
             s.commit()
 
     _retrying(write)
+    announce(what="prompts")
 
 
 def remove_label(engine: Engine, *, role: str, actor: str, name: str, label: str) -> None:
@@ -353,6 +358,7 @@ def remove_label(engine: Engine, *, role: str, actor: str, name: str, label: str
         s.delete(existing)
         _audit_label(s, actor, prompt, label, old.version if old is not None else None, None)
         s.commit()
+    announce(what="prompts")
 
 
 def _summaries(conn: Connection, prompts: Sequence[Any]) -> list[PromptSummary]:

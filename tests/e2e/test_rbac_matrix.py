@@ -44,6 +44,33 @@ HANDLERS: dict[str, dict[str, str]] = {
     "SpendState": dict.fromkeys(DASHBOARD, "viewer"),  # team-scoped below operator
     "LimitsState": dict.fromkeys(DASHBOARD, "viewer"),  # own usage; the organization's table from operator up
     "LimitsFormState": dict.fromkeys(("open_new", "open_edit", "close", "submit", "clear"), "admin"),
+    "TiersState": dict.fromkeys(DASHBOARD, "operator"),  # tiers, holders, upgrade suggestions: organization-wide
+    "TierFormState": dict.fromkeys(
+        ("open_new", "open_edit", "close", "submit", "ask_delete", "cancel_delete", "confirm_delete"), "admin"
+    ),
+    "TierAssignState": dict.fromkeys(("open_assign", "close", "submit"), "admin"),
+    # Spend administration: LLMC_SPEND_ADMIN_ROLE (admin by default) may lower the right to operators, so the
+    # guard lets operators through and each handler checks may_administer_spend itself (see
+    # test_spend_admin_socket.py: an operator's call writes nothing under the default). `load` only fills the
+    # lists for those allowed; anyone signed in may call it (it is an on-load of the viewer-level Limits page).
+    "SpendAdminState": {
+        "load": "viewer",
+        **dict.fromkeys(
+            ("open_reset", "open_raise", "ask_revoke", "close", "submit_reset", "submit_raise", "submit_revoke"),
+            "operator",
+        ),
+    },
+    "PromptsState": dict.fromkeys(("load", "search_prompts", "goto_page"), "viewer"),
+    "PromptDetailState": dict.fromkeys((*DASHBOARD, "select_version", "choose_diff"), "viewer"),
+    # Members write versions and labels; the service refuses the production label below operator.
+    "PromptFormState": dict.fromkeys(
+        (
+            *("open_new", "open_version", "close", "set_kind", "add_message", "remove_message"),
+            *("set_role", "set_content", "set_text", "submit"),
+        ),
+        "member",
+    ),
+    "PromptLabelState": dict.fromkeys(("open_move", "close", "submit"), "member"),
     "FleetState": dict.fromkeys(DASHBOARD, "viewer"),  # read-only: no container actions
     "FleetDeploymentState": dict.fromkeys(DASHBOARD, "viewer"),
     "FleetKvState": dict.fromkeys(DASHBOARD, "viewer"),
@@ -149,8 +176,10 @@ PAGES: dict[str, str] = {
     "fleet/deployment": "viewer",
     "fleet/kv-cache": "viewer",
     "analytics/limits": "operator",
+    "limits/tiers": "operator",
     "analytics": "operator",
     "prompts": "viewer",
+    "prompts/detail": "viewer",
 }
 
 # backend route -> what an anonymous caller gets (status codes) for its first method.
@@ -164,6 +193,7 @@ ROUTES: dict[str, set[int]] = {
     "/v1/models": {401},
     "/v1/limits": {401},
     "/v1/feedback": {401},
+    "/v1/prompts/{name:path}": {401},
     "/v1/models/{model:path}": {401},
     "/gateway/health": {200},  # liveness only: no configuration in it
     "/gateway/openapi.json": {200},  # the public API description
