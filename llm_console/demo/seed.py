@@ -45,6 +45,7 @@ from llm_console.db.models import (
 from llm_console.db.queries.filters import utc
 from llm_console.db.queries.spend import spend_by_entity
 from llm_console.db.records import LogRecord, SpanRecord
+from llm_console.demo.library import DemoPrompts, add_prompts, add_tiers
 from llm_console.demo.traffic import PROMPTS, SYSTEM_PROMPTS
 from llm_console.gateway.pricing import Price, Usage, cost_usd
 
@@ -116,6 +117,7 @@ UNKNOWN_ALIASES = ("gpt-5", "claude-opus", "llama-4-maverick", "gpt4o")
 END_USERS = 600  # the applications' own users, named in the calls (X-LLMC-User / `user`)
 TAGS = ("prod", "prod", "prod", "beta", "checkout", "support", "search")
 FEEDBACK_SHARE = 0.03  # of successful app chat calls get a score
+PROMPT_SHARE = 0.3  # of app chat calls are rendered from the support prompt (a version per its production label)
 # Mean helpfulness (1-5) each chat model earns in the demo: close enough between some that a cheaper model
 # is a fair recommendation, far enough for others that it is not.
 SCORE_LEVEL = {
@@ -317,8 +319,11 @@ class _Traffic:
         keys: list[_Key],
         incident: float,
         people: random.Random | None = None,
+        prompts: DemoPrompts | None = None,
     ) -> None:
         self.rng = rng
+        self.prompts = prompts  # a share of the chat calls is rendered from the support prompt
+        self.prompt_rng = random.Random(7)
         # End users, sessions, tags and feedback draw from their own generator, so the calls themselves are
         # the same with or without them.
         self.people = people or random.Random(0)
@@ -452,10 +457,12 @@ class _Traffic:
         rec.end_user = f"user-{n:04d}"
         rec.session_id = f"{rec.end_user}-{int(ts) // 1800:x}"
         rec.tags = ",".join(sorted({p.choice(TAGS) for _ in range(p.randint(1, 2))}))
+        if self.prompts is not None and self.prompt_rng.random() < PROMPT_SHARE:
+            rec.prompt_version_id = self.prompts.v1 if ts < self.prompts.promoted_at else self.prompts.v2
         if rec.status == "ok" and p.random() < FEEDBACK_SHARE:
             level = SCORE_LEVEL.get(rec.alias, 3.8)
             common = {"request_id": rec.id, "alias": rec.alias, "deployment_id": rec.deployment_id,
-                      "key_id": rec.key_id, "request_at": rec.created_at,
+                      "key_id": rec.key_id, "request_at": rec.created_at, "prompt_version_id": rec.prompt_version_id,
                       "created_at": rec.created_at + timedelta(seconds=p.uniform(5, 600))}  # fmt: skip
             if p.random() < 0.7:
                 value = float(min(5, max(1, round(p.gauss(level, 0.9)))))
@@ -618,8 +625,9 @@ def seed(
     writer, private = _seeding_engine(engine)
     try:
         deployments, keys = _add_config(writer, rng, end)
+        prompts = add_prompts(writer, start, end)
         people = random.Random(seed * 7919 + 1)
-        traffic = _Traffic(rng, deployments, keys, (start + (end - start) * 0.9).timestamp(), people)
+        traffic = _Traffic(rng, deployments, keys, (start + (end - start) * 0.9).timestamp(), people, prompts)
         done = 0
         for batch in traffic.batches(_hour_counts(rng, start, end, count)):
             write_batch(writer, batch)
@@ -629,6 +637,7 @@ def seed(
             if progress is not None:
                 progress(done, count)
         _add_budgets(writer, end, tz)
+        add_tiers(writer)
     finally:
         if private:
             writer.dispose()

@@ -48,6 +48,9 @@ SYSTEM_PROMPTS = (
     "You are a helpful senior engineer. Answer briefly.",
 )
 
+DEMO_PROMPT = "support/answer"  # seeded by llm_console.demo.library
+PROMPT_SHARE = 0.25
+
 
 @dataclass
 class TrafficStats:
@@ -63,12 +66,15 @@ def _chat_url(base_url: str) -> str:
     return f"{base}/chat/completions" if base.endswith("/v1") else f"{base}/v1/chat/completions"
 
 
-def _payload(rng: random.Random, models: list[str]) -> dict[str, Any]:
+def _payload(rng: random.Random, models: list[str], prompt: str | None = None) -> dict[str, Any]:
     model = BAD_MODEL if rng.random() < BAD_MODEL_SHARE else rng.choice(models)
     messages = [{"role": "user", "content": rng.choice(PROMPTS)}]
     if rng.random() < 0.3:
         messages.insert(0, {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)})
     payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": rng.randint(32, 200)}
+    if prompt is not None and rng.random() < PROMPT_SHARE:  # rendered by the gateway from the stored prompt
+        variables = {"company": "Acme", "question": messages[-1]["content"]}
+        payload |= {"messages": [], "prompt": {"name": prompt, "variables": variables}}
     if rng.random() < 0.8:  # the application names its end user (OpenAI's `user` field)
         payload["user"] = f"user-{int(rng.paretovariate(1.2)) % 200:04d}"
     if rng.random() < STREAM_SHARE:
@@ -109,6 +115,7 @@ async def run_traffic(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     seed: int | None = None,
+    prompt: str | None = None,
 ) -> TrafficStats:
     """Send requests with Poisson spacing until `stop` is set or `max_requests` were sent.
 
@@ -150,7 +157,7 @@ async def run_traffic(
                     break
                 await slots.acquire()
                 stats.sent += 1
-                task = asyncio.create_task(one(client, _payload(rng, models)))
+                task = asyncio.create_task(one(client, _payload(rng, models, prompt)))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if in_flight:
@@ -174,12 +181,21 @@ async def _discover_models(base_url: str, api_key: str) -> list[str]:
     return [i for i in ids if not any(hint in i.lower() for hint in EMBEDDING_HINTS)]
 
 
+async def _has_prompt(base_url: str, api_key: str, name: str) -> bool:
+    """Whether the gateway holds the demo's prompt (a seeded database does), so some calls can use it."""
+    url = _chat_url(base_url).removesuffix("/chat/completions") + f"/prompts/{name}"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(headers=headers, timeout=10.0) as client:
+        return (await client.get(url)).status_code == 200
+
+
 async def _main(args: argparse.Namespace) -> TrafficStats:
     models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
     if not models:
         models = await _discover_models(args.base_url, args.api_key)
+    prompt = DEMO_PROMPT if await _has_prompt(args.base_url, args.api_key, DEMO_PROMPT) else None
     log.info("demo traffic to %s at %.2f req/s over %s", args.base_url, args.rate, ", ".join(models))
-    return await run_traffic(args.base_url, args.api_key, models, args.rate, max_requests=args.count)
+    return await run_traffic(args.base_url, args.api_key, models, args.rate, max_requests=args.count, prompt=prompt)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -112,6 +112,17 @@ def test_payload_mix() -> None:
     assert {p["model"] for p in payloads} == {*MODELS, BAD_MODEL}
     assert all(32 <= p["max_tokens"] <= 200 for p in payloads)
     assert len({p["messages"][-1]["content"] for p in payloads}) > 10
+    assert not any("prompt" in p for p in payloads)  # no prompt known: plain messages only
+
+
+def test_a_quarter_of_the_calls_use_the_stored_prompt_when_there_is_one() -> None:
+    rng = random.Random(0)
+    payloads = [_payload(rng, MODELS, "support/answer") for _ in range(2000)]
+    using = [p for p in payloads if "prompt" in p]
+    assert 0.2 < len(using) / len(payloads) < 0.3
+    for p in using:
+        assert p["messages"] == [] and p["prompt"]["name"] == "support/answer"
+        assert set(p["prompt"]["variables"]) == {"company", "question"} and p["prompt"]["variables"]["question"]
 
 
 def test_chat_url_accepts_bases_with_or_without_v1() -> None:

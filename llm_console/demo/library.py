@@ -1,0 +1,100 @@
+"""The demo's prompts and limit tiers, written through the same services an admin uses.
+
+Two prompts: `support/answer` (chat, two versions; version 2 took over `production` a week before the seed's
+end, so the Prompts page has a before and after to compare) and `summarize` (text, one version). Three
+tiers, Free, Team and Enterprise, with the five biggest teams on Team or Enterprise; seeded history never
+hits these limits, and no live demo key is on a tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from llm_console.db.models import Membership
+from llm_console.db.prompt_tables import PromptLabel, PromptVersion
+from llm_console.services.limits_admin import BudgetLimits, RateLimits
+from llm_console.services.prompts import add_version, create_prompt, set_label
+from llm_console.services.tier_admin import assign_tier, save_tier
+
+ACTOR = "demo-seed"
+SUPPORT = "support/answer"
+SUPPORT_V1 = [
+    {"role": "system", "content": "You are {{company}}'s support assistant. Answer briefly."},
+    {"role": "user", "content": "{{question}}"},
+]
+SUPPORT_V2 = [
+    {
+        "role": "system",
+        "content": "You are {{company}}'s support assistant. Answer in at most three sentences, "
+        "cite the help-centre article when there is one, and never promise refunds.",
+    },
+    {"role": "user", "content": "{{question}}"},
+]
+TIERS = (  # name, rank, description, rpm, tpm, rpd, tpd, daily USD, monthly USD
+    ("Free", 10, "Trial teams and personal projects", 60, 100_000, 5_000, 2_000_000, 5.0, 50.0),
+    ("Team", 20, "Production apps of one team", 600, 1_000_000, None, None, 100.0, 2_000.0),
+    ("Enterprise", 30, "Org-wide platforms, negotiated", 6_000, 10_000_000, None, None, None, 50_000.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPrompts:
+    """The `support/answer` versions seeded calls are rendered from, and when version 2 was promoted."""
+
+    v1: int
+    v2: int
+    promoted_at: float  # epoch seconds
+
+
+def add_prompts(engine: Engine, start: datetime, end: datetime) -> DemoPrompts:
+    """Create the demo prompts (dated as if written during the seeded month) and return the support versions."""
+    one = create_prompt(
+        engine, role="admin", actor=ACTOR, name=SUPPORT, kind="chat", description="The help-centre assistant.",
+        messages=SUPPORT_V1, config={"temperature": 0.3, "max_tokens": 300}, commit_message="First version",
+        labels=["production"],
+    )  # fmt: skip
+    two = add_version(
+        engine, role="admin", actor=ACTOR, name=SUPPORT, messages=SUPPORT_V2,
+        config={"temperature": 0.2, "max_tokens": 200}, commit_message="Shorter answers, cite articles, no refunds",
+        labels=["staging"],
+    )  # fmt: skip
+    promoted = end - timedelta(days=7)
+    set_label(engine, role="admin", actor=ACTOR, name=SUPPORT, label="production", version=2)
+    create_prompt(
+        engine, role="admin", actor=ACTOR, name="summarize", kind="text", description="Ticket summaries.",
+        text="Summarize this ticket for {{audience}} in {{words}} words:\n\n{{ticket}}", commit_message="First version",
+        labels=["production"],
+    )  # fmt: skip
+    versions, labels = PromptVersion.__table__, PromptLabel.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        for version_id, at in ((one.id, start), (two.id, promoted - timedelta(days=2))):
+            conn.execute(update(versions).where(versions.c.id == version_id).values(created_at=at))
+        conn.execute(update(labels).where(labels.c.version_id == two.id).values(updated_at=promoted))
+    return DemoPrompts(one.id, two.id, promoted.timestamp())
+
+
+def add_tiers(engine: Engine) -> None:
+    """Free, Team and Enterprise; the two biggest teams on Enterprise, the next three on Team."""
+    ids = {}
+    for name, rank, about, rpm, tpm, rpd, tpd, daily, monthly in TIERS:
+        view = save_tier(
+            engine, role="admin", actor=ACTOR, tier_id=None, name=name, description=about, rank=rank,
+            limits=RateLimits(rpm, tpm, rpd, tpd), budget=BudgetLimits(daily, monthly),
+        )  # fmt: skip
+        ids[name] = view.id
+    members = Membership.__table__  # type: ignore[attr-defined]
+    biggest_first = (
+        select(members.c.team_id)
+        .group_by(members.c.team_id)
+        .order_by(func.count(members.c.user_id).desc(), members.c.team_id)
+        .limit(5)
+    )
+    with engine.connect() as conn:
+        biggest = list(conn.execute(biggest_first).scalars())
+    for i, team_id in enumerate(biggest):
+        tier = ids["Enterprise"] if i < 2 else ids["Team"]
+        assign_tier(engine, role="admin", actor=ACTOR, entity_type="team", entity_id=team_id, tier_id=tier)
