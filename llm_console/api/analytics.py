@@ -20,11 +20,12 @@ from llm_console.api.params import URL_NAMES, choice_param, int_param, read_quer
 from llm_console.api.shapes import iso, spend_json, totals_json
 from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.names import Directory, load_directory
-from llm_console.db.queries.spend import Spend, month_start, spend_by_entity
+from llm_console.db.queries.spend import Spend, month_start
 from llm_console.db.queries.usage import Totals, aligned, breakdown, bucket_starts, choose_grain, series, totals
 from llm_console.db.rollups import DIMS_BY_GRAIN
 from llm_console.gateway.errors import bad_request
 from llm_console.limits.periods import day_bounds
+from llm_console.services.effective_budgets import budget_use
 from llm_console.services.filters import MAX_POINTS
 from llm_console.services.scope import ORG_WIDE_ROLE
 from llm_console.services.usage import provider_totals
@@ -178,7 +179,8 @@ async def breakdown_by(api: Api, request: Request, principal: Principal) -> Resp
 
 
 def _spend(engine: Engine, now: datetime, tz: str) -> tuple[list[Spend], Directory]:
-    return spend_by_entity(engine, "user", now, tz=tz), load_directory(engine)
+    """Each user's budget use as the gateway enforces it (tier budgets, increases, resets)."""
+    return [u.spend for u in budget_use(engine, "user", now, tz=tz)], load_directory(engine)
 
 
 async def user_spend(api: Api, request: Request, principal: Principal) -> Response:

@@ -7,7 +7,8 @@ import reflex as rx
 from llm_console import routes
 from llm_console.components.filters import export_buttons, filter_errors, text_filter
 from llm_console.components.layout import console_page
-from llm_console.components.spend import budget_bar, pager, spend_badge
+from llm_console.components.limits import budget_cell
+from llm_console.components.spend import pager, spend_badge
 from llm_console.state.spend import SpendState
 
 STATUS_ITEMS = [("all", "All"), ("warning", "Warning"), ("exceeded", "Exceeded")]
@@ -42,8 +43,8 @@ def user_row(r: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.row_header_cell(rx.link(r["email"], href=f"{routes.LOGS}?user=" + r["id"].to(str))),
         rx.table.cell(spend_badge(r["status"], r["status_label"])),
-        rx.table.cell(budget_bar(r["day_text"], r["day_pct"].to(int), r["day_level"], r["day_aria"])),
-        rx.table.cell(budget_bar(r["month_text"], r["month_pct"].to(int), r["month_level"], r["month_aria"])),
+        rx.table.cell(budget_cell(r, "day")),
+        rx.table.cell(budget_cell(r, "month")),
     )
 
 

@@ -4,12 +4,10 @@ period labels naming the budget time zone, and the edit form's starting values."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from llm_console.presenters.common import money
 from llm_console.presenters.costs import STATUS_LABEL
 from llm_console.presenters.keys import budget_text, limits_text
-from llm_console.presenters.spend import SpendView, bar
+from llm_console.presenters.spend import SpendView, bar, budget_note
 from llm_console.services.limits_admin import LIMIT_FIELDS, BudgetLimits, EntityRef, RateLimits
 from llm_console.services.limits_view import EntityUsage, LimitsPage
 
@@ -32,15 +30,6 @@ class LimitsView(SpendView):
 def period_labels(tz: str) -> tuple[str, str]:
     """The column headings, naming the zone whose midnight resets the budgets."""
     return f"Today ({tz})", f"This month ({tz})"
-
-
-def budget_note(increase_usd: float, reset_at: datetime | None) -> str:
-    """What changes a budget bar's figures: a spend reset this period ("since the reset at 14:05 UTC") and
-    active temporary increases ("incl. +$5.00 temporary"); "" for neither."""
-    parts = [] if reset_at is None else [f"since the reset at {reset_at:%H:%M} UTC"]
-    if increase_usd:
-        parts.append(f"incl. +{money(increase_usd)} temporary")
-    return " · ".join(parts)
 
 
 def usage_row(u: EntityUsage, day_label: str, month_label: str) -> dict[str, str | int]:

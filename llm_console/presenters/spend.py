@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from llm_console.presenters.common import money
@@ -54,6 +55,15 @@ def bar(prefix: str, period: str, spent: float, budget: float | None) -> dict[st
     }
 
 
+def budget_note(increase_usd: float, reset_at: datetime | None) -> str:
+    """What changes a budget bar's figures: a spend reset this period ("since the reset at 14:05 UTC") and
+    active temporary increases ("incl. +$5.00 temporary"); "" for neither."""
+    parts = [] if reset_at is None else [f"since the reset at {reset_at:%H:%M} UTC"]
+    if increase_usd:
+        parts.append(f"incl. +{money(increase_usd)} temporary")
+    return " · ".join(parts)
+
+
 def spend_row(u: UserSpend) -> dict[str, str | int]:
     s = u.spend
     return {
@@ -63,6 +73,8 @@ def spend_row(u: UserSpend) -> dict[str, str | int]:
         "status_label": STATUS_LABEL[u.status],
         **bar("day", "Today", s.day_usd, s.daily_budget_usd),
         **bar("month", "This month", s.month_usd, s.monthly_budget_usd),
+        "day_note": budget_note(u.use.day_increase_usd, u.use.day_reset_at) if u.use else "",
+        "month_note": budget_note(u.use.month_increase_usd, u.use.month_reset_at) if u.use else "",
     }
 
 

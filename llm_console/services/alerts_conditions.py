@@ -19,9 +19,10 @@ from llm_console.db.models import Deployment, DeploymentHealth, Provider
 from llm_console.db.queries import usage
 from llm_console.db.queries.filters import utc
 from llm_console.db.queries.names import Directory
-from llm_console.db.queries.spend import WARNING_SHARE, spend_by_entity
+from llm_console.db.queries.spend import WARNING_SHARE
 from llm_console.db.rollups import truncate
 from llm_console.services.alerts_rules import SCOPE_LABELS
+from llm_console.services.effective_budgets import budget_use
 from llm_console.settings import Settings
 
 MAX_SUBJECTS = 500
@@ -54,7 +55,8 @@ def budgets(engine: Engine, settings: Settings, rule: AlertRule, now: datetime, 
     level = 1.0 if rule.kind == "budget_exceeded" else WARNING_SHARE
     wanted = ("exceeded",) if rule.kind == "budget_exceeded" else ("warning", "exceeded")
     out = []
-    for spend in spend_by_entity(engine, rule.scope_type, now, tz=settings.budget_timezone):
+    for use in budget_use(engine, rule.scope_type, now, tz=settings.budget_timezone):  # as the gateway enforces
+        spend = use.spend
         if (rule.scope_value and str(spend.entity_id) != rule.scope_value) or spend.status not in wanted:
             continue
         periods = [

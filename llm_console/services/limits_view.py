@@ -13,7 +13,7 @@ counts spend from the reset on (`day_reset_at` / `month_reset_at` say since when
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
@@ -25,9 +25,9 @@ from llm_console.db.models import Budget, Membership, RateLimit, VirtualKey
 from llm_console.db.queries.filters import utc
 from llm_console.db.queries.names import Directory, load_directory
 from llm_console.db.queries.spend import Spend, spend_by_entity
-from llm_console.db.tier_tables import LimitTier, TierAssignment
-from llm_console.limits.periods import day_bounds, month_bounds
-from llm_console.limits.plan import PeriodKey, Reset, load_increases, load_resets, own_or
+from llm_console.db.tier_tables import LimitTier
+from llm_console.limits.plan import own_or
+from llm_console.services.effective_budgets import Budgets, load_budgets
 from llm_console.services.key_list import key_filters
 from llm_console.services.limits_admin import DEFAULT_ENTITY, RateLimits
 from llm_console.services.scope import ORG_WIDE_ROLE, Scope
@@ -92,10 +92,11 @@ class _World:
     limits: dict[Entity, RateLimits]
     budgeted: set[Entity]
     names: Directory
-    tiers: dict[Entity, LimitTier]
-    resets: dict[PeriodKey, Reset]
-    increases: dict[PeriodKey, float]
-    starts: tuple[float, float]  # epoch seconds: the current day's and month's start
+    budgets: Budgets  # tiers, resets and increases: budget use as the gateway enforces it
+
+    @property
+    def tiers(self) -> dict[Entity, LimitTier]:
+        return self.budgets.tiers
 
     @property
     def configured(self) -> set[Entity]:
@@ -112,52 +113,28 @@ class _World:
         else:
             mine = (own or RateLimits()).as_dict()
             limits = RateLimits(**{n: own_or(v, getattr(tier, n, None)) for n, v in mine.items()})  # type: ignore[arg-type]
-        day = self._budget(entity, "day", spend.day_usd, spend.daily_budget_usd, getattr(tier, "daily_usd", None))
-        month = self._budget(
-            entity, "month", spend.month_usd, spend.monthly_budget_usd, getattr(tier, "monthly_usd", None)
-        )
-        spend = replace(spend, day_usd=day[0], daily_budget_usd=day[1], month_usd=month[0], monthly_budget_usd=month[1])
+        use = self.budgets.use(entity_type, spend)
         return EntityUsage(
             entity_type,
             entity_id,
             self.names.name(entity_type, str(entity_id)),
-            spend,
+            use.spend,
             limits,
             from_default,
-            tier=None if tier is None else tier.name,
-            day_increase_usd=day[2],
-            month_increase_usd=month[2],
-            day_reset_at=day[3],
-            month_reset_at=month[3],
+            tier=use.tier,
+            day_increase_usd=use.day_increase_usd,
+            month_increase_usd=use.month_increase_usd,
+            day_reset_at=use.day_reset_at,
+            month_reset_at=use.month_reset_at,
         )
-
-    def _budget(
-        self, entity: Entity, period: str, spent: float, own: float | None, tier: float | None
-    ) -> tuple[float, float | None, float, datetime | None]:
-        """(spent as the budget counts it, the budget with increases, the increase, the reset it counts from)."""
-        budget = own_or(own, tier) or None
-        increase = self.increases.get((*entity, period), 0.0) if budget else 0.0
-        limit = None if budget is None else budget + increase
-        reset = self.resets.get((*entity, period))
-        if reset is None or reset.at < self.starts[period == "month"]:
-            return spent, limit, increase, None
-        return max(0.0, spent - reset.spent_before_usd), limit, increase, datetime.fromtimestamp(reset.at, UTC)
 
 
 def _world(engine: Engine, now: datetime, tz: str) -> _World:
     spend = {t: {s.entity_id: s for s in spend_by_entity(engine, t, now, tz=tz)} for t in ENTITY_TYPES}
-    month_start = month_bounds(now, tz)[0]
     with session(engine) as s:
         limits = {(r.entity_type, r.entity_id): RateLimits.of(r) for r in s.exec(select(RateLimit))}
         budgeted = {(t, i) for t, i in s.exec(select(Budget.entity_type, Budget.entity_id))}
-        tiers = {
-            (a.entity_type, a.entity_id): t
-            for a, t in s.exec(select(TierAssignment, LimitTier).where(TierAssignment.tier_id == LimitTier.id))
-        }
-        resets = load_resets(s.connection(), None, month_start)
-        increases, _ = load_increases(s.connection(), None, now)
-    starts = (day_bounds(now, tz)[0].timestamp(), month_start.timestamp())
-    return _World(spend, limits, budgeted, load_directory(engine), tiers, resets, increases, starts)
+    return _World(spend, limits, budgeted, load_directory(engine), load_budgets(engine, now, tz))
 
 
 def my_entities(engine: Engine, user_id: int, now: datetime) -> list[Entity]:

@@ -13,7 +13,8 @@ from urllib.parse import urlencode
 
 from sqlalchemy.engine import Engine
 
-from llm_console.db.queries.spend import Spend, share_status, spend_by_entity
+from llm_console.db.queries.spend import Spend, share_status
+from llm_console.services.effective_budgets import BudgetUse, budget_use
 from llm_console.services.scope import Scope, visible_directory
 
 PAGE_SIZE = 50
@@ -78,7 +79,8 @@ def parse_spend_query(params: Mapping[str, str]) -> SpendQuery:
 class UserSpend:
     user_id: int
     email: str
-    spend: Spend
+    spend: Spend  # as the budgets count it (effective_budgets): tier budgets, increases, resets applied
+    use: BudgetUse | None = None  # what shaped it (None: the user never spent and has no budget)
 
     @property
     def status(self) -> str:
@@ -110,12 +112,17 @@ def user_spend(
     Today and this month are those of the time zone `tz`.
     """
     directory = visible_directory(engine, scope)
-    spent = {s.entity_id: s for s in spend_by_entity(engine, "user", now, tz=tz)}
+    uses = {u.spend.entity_id: u for u in budget_use(engine, "user", now, tz=tz)}
     if scope is not None and not scope.org_wide:
-        spent = {uid: row for uid, row in spent.items() if uid in directory.users}
+        uses = {uid: row for uid, row in uses.items() if uid in directory.users}
     everyone = [
-        UserSpend(uid, directory.name("user", str(uid)), spent.get(uid) or Spend(uid, 0.0, 0.0, None, None))
-        for uid in sorted(set(directory.users) | set(spent))
+        UserSpend(
+            uid,
+            directory.name("user", str(uid)),
+            uses[uid].spend if uid in uses else Spend(uid, 0.0, 0.0, None, None),
+            uses.get(uid),
+        )
+        for uid in sorted(set(directory.users) | set(uses))
     ]
     needle = query.q.lower()
     found = [u for u in everyone if needle in u.email.lower()] if needle else everyone
