@@ -29,6 +29,11 @@ LIST_COLUMNS = [
 FLAGS = [("streaming", "Streaming"), ("tools", "Tools"), ("vision", "Vision"), ("json_mode", "JSON mode")]
 
 
+def column_headers(*names: str) -> list[rx.Component]:
+    """Header cells scoped as column headers, for `scroll_table`."""
+    return [rx.table.column_header_cell(h, scope="col") for h in names]
+
+
 def scroll_table(table_id: str, headers: list[rx.Component], rows: Any, render: Callable[[Any], Any]) -> rx.Component:
     """A display table that scrolls sideways on narrow screens instead of squeezing its columns."""
     return rx.box(

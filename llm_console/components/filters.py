@@ -158,3 +158,28 @@ def dashboard_toolbar(state: Any, *extra: rx.Component, with_resolution: bool = 
         wrap="wrap",
         spacing="3",
     )
+
+
+def search_box(value: Any, on_submit: Any, *, field_id: str, placeholder: str) -> rx.Component:
+    """A labelled search field submitted with Enter or its button (the value goes to the handler as form
+    field "q"); `value` is the current search, so the field shows it after a reload or a deep link."""
+    return rx.form(
+        rx.hstack(
+            rx.el.label("Search", html_for=field_id, class_name="rt-Text rt-r-size-1"),
+            rx.input(
+                id=field_id,
+                name="q",
+                default_value=value,
+                key=value,
+                placeholder=placeholder,
+                max_length=200,
+                size="1",
+                width="220px",
+            ),
+            rx.button("Search", type="submit", size="1", variant="soft"),
+            align="center",
+            spacing="2",
+        ),
+        on_submit=on_submit,
+        reset_on_submit=False,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from llm_console.components.filters import search_box
 from llm_console.components.tables import WRAP
 from llm_console.presenters.keys import SPARK_HEIGHT_PX
 from llm_console.services.key_list import SPARK_DAYS
@@ -93,26 +94,7 @@ def keys_table() -> rx.Component:
 
 def filters() -> rx.Component:
     return rx.flex(
-        rx.form(
-            rx.hstack(
-                rx.el.label("Search", html_for="key-search", class_name="rt-Text rt-r-size-1"),
-                rx.input(
-                    id="key-search",
-                    name="q",
-                    default_value=KeysState.search,
-                    key=KeysState.search,
-                    placeholder="name or prefix…",
-                    max_length=200,
-                    size="1",
-                    width="220px",
-                ),
-                rx.button("Search", type="submit", size="1", variant="soft"),
-                align="center",
-                spacing="2",
-            ),
-            on_submit=KeysState.search_keys,
-            reset_on_submit=False,
-        ),
+        search_box(KeysState.search, KeysState.search_keys, field_id="key-search", placeholder="name or prefix…"),
         rx.segmented_control.root(
             *[rx.segmented_control.item(label, value=value) for value, label in STATUS_ITEMS],
             value=KeysState.status,

@@ -8,7 +8,8 @@ from typing import Any
 
 import reflex as rx
 
-from llm_console.components.filters import export_buttons
+from llm_console.components.catalog import column_headers, scroll_table
+from llm_console.components.filters import export_buttons, search_box
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section
 from llm_console.state.dashboard import ANY
@@ -54,26 +55,7 @@ def messages(state: Any) -> rx.Component:
 
 def list_toolbar() -> rx.Component:
     S = PromptsState
-    search = rx.form(
-        rx.hstack(
-            rx.el.label("Search", html_for="prompt-search", class_name="rt-Text rt-r-size-1"),
-            rx.input(
-                id="prompt-search",
-                name="q",
-                default_value=S.search,
-                key=S.search,
-                placeholder="prompt name…",
-                max_length=200,
-                size="1",
-                width="220px",
-            ),
-            rx.button("Search", type="submit", size="1", variant="soft"),
-            align="center",
-            spacing="2",
-        ),
-        on_submit=S.search_prompts,
-        reset_on_submit=False,
-    )
+    search = search_box(S.search, S.search_prompts, field_id="prompt-search", placeholder="prompt name…")
     new = rx.button(rx.icon("plus", size=14), "New prompt", on_click=PromptFormState.open_new, id="prompt-new")
     return rx.flex(search, rx.spacer(), rx.cond(S.can_create, new), gap="12px", wrap="wrap", width="100%")
 
@@ -107,18 +89,7 @@ def list_row(r: Any) -> rx.Component:
 
 def prompt_table() -> rx.Component:
     S = PromptsState
-    table = rx.box(
-        rx.table.root(
-            rx.table.header(rx.table.row(*[rx.table.column_header_cell(c, scope="col") for c in LIST_COLUMNS])),
-            rx.table.body(rx.foreach(S.rows, list_row)),
-            variant="surface",
-            size="1",
-            width="100%",
-            id="prompt-table",
-        ),
-        overflow_x="auto",
-        width="100%",
-    )
+    table = scroll_table("prompt-table", column_headers(*LIST_COLUMNS), S.rows, list_row)
     empty = rx.text(
         rx.cond(S.search != "", "No prompt matches this search.", "No prompts yet."), color=MUTED, id="prompts-empty"
     )
@@ -230,21 +201,7 @@ def version_table() -> rx.Component:
         )
 
     headers = ["Version", "Labels", *[h for _, h in VERSION_COLUMNS], "Template"]
-    return section(
-        "Versions",
-        rx.box(
-            rx.table.root(
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, scope="col") for h in headers])),
-                rx.table.body(rx.foreach(S.versions, row)),
-                variant="surface",
-                size="1",
-                width="100%",
-                id="prompt-versions",
-            ),
-            overflow_x="auto",
-            width="100%",
-        ),
-    )
+    return section("Versions", scroll_table("prompt-versions", column_headers(*headers), S.versions, row))
 
 
 def figures_table() -> rx.Component:
@@ -277,18 +234,7 @@ def figures_table() -> rx.Component:
             size="1",
             color=MUTED,
         ),
-        rx.box(
-            rx.table.root(
-                rx.table.header(rx.table.row(*[rx.table.column_header_cell(h, scope="col") for h in headers])),
-                rx.table.body(rx.foreach(S.figures, row)),
-                variant="surface",
-                size="1",
-                width="100%",
-                id="prompt-figures",
-            ),
-            overflow_x="auto",
-            width="100%",
-        ),
+        scroll_table("prompt-figures", column_headers(*headers), S.figures, row),
     )
 
 

@@ -7,17 +7,13 @@ from typing import Any
 
 import reflex as rx
 
-from llm_console.components.catalog import scroll_table
+from llm_console.components.catalog import column_headers, scroll_table
 from llm_console.components.forms import form_dialog, select_field, text_field
 from llm_console.components.tables import MUTED, WRAP
 from llm_console.components.widgets import section
 from llm_console.state.spend_admin import SpendAdminState
 
 PERIODS = [("day", "Today's budget"), ("month", "This month's budget")]
-
-
-def _headers(*names: str) -> list[rx.Component]:
-    return [rx.table.column_header_cell(h, scope="col") for h in names]
 
 
 def _hidden(name: str, value: Any) -> rx.Component:
@@ -164,13 +160,13 @@ def spend_admin() -> rx.Component:
     A = SpendAdminState
     increases = scroll_table(
         "active-increases",
-        _headers("Holder", "Budget", "Added", "Expires", "By", "Reason", "Actions"),
+        column_headers("Holder", "Budget", "Added", "Expires", "By", "Reason", "Actions"),
         A.increases,
         _increase_row,
     )
     resets = scroll_table(
         "recent-resets",
-        _headers("Holder", "Period", "Reset at", "Counted before", "By", "Reason"),
+        column_headers("Holder", "Period", "Reset at", "Counted before", "By", "Reason"),
         A.resets,
         _reset_row,
     )

@@ -8,7 +8,7 @@ from typing import Any
 import reflex as rx
 
 from llm_console import routes
-from llm_console.components.catalog import scroll_table
+from llm_console.components.catalog import column_headers, scroll_table
 from llm_console.components.charts import chart_card, stacked_bars
 from llm_console.components.filters import dashboard_toolbar
 from llm_console.components.forms import confirm_dialog, form_dialog, select_field, text_field
@@ -52,7 +52,7 @@ ENTITY_TYPES = [("key", "Key (prefix or name)"), ("user", "User (email)"), ("tea
 
 
 def _headers(first: str, columns: list[tuple[str, str]], *extra: str) -> list[rx.Component]:
-    return [rx.table.column_header_cell(h, scope="col") for h in (first, *(h for _, h in columns), *extra)]
+    return column_headers(first, *(h for _, h in columns), *extra)
 
 
 def toolbar() -> rx.Component:
