@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from llm_console.db.models import Membership
 from llm_console.db.prompt_tables import PromptLabel, PromptVersion
 from llm_console.services.limits_admin import BudgetLimits, RateLimits
-from llm_console.services.prompts import add_version, create_prompt, set_label
-from llm_console.services.tier_admin import assign_tier, save_tier
+from llm_console.services.prompts import PromptAdminError, add_version, create_prompt, get_prompt, set_label
+from llm_console.services.tier_admin import assign_tier, list_tiers, save_tier
 
 ACTOR = "demo-seed"
 SUPPORT = "support/answer"
@@ -50,35 +50,55 @@ class DemoPrompts:
     promoted_at: float  # epoch seconds
 
 
-def add_prompts(engine: Engine, start: datetime, end: datetime) -> DemoPrompts:
-    """Create the demo prompts (dated as if written during the seeded month) and return the support versions."""
-    one = create_prompt(
+def ensure_prompts(engine: Engine) -> None:
+    """The demo prompts, unless `support/answer` already exists (`llm-console run --demo` calls this at every
+    start, so the live demo traffic has a prompt to render and the Prompts page has something to show)."""
+    try:
+        get_prompt(engine, SUPPORT)
+    except PromptAdminError:
+        _create_prompts(engine)
+
+
+def _create_prompts(engine: Engine) -> None:
+    create_prompt(
         engine, role="admin", actor=ACTOR, name=SUPPORT, kind="chat", description="The help-centre assistant.",
         messages=SUPPORT_V1, config={"temperature": 0.3, "max_tokens": 300}, commit_message="First version",
         labels=["production"],
     )  # fmt: skip
-    two = add_version(
+    add_version(
         engine, role="admin", actor=ACTOR, name=SUPPORT, messages=SUPPORT_V2,
         config={"temperature": 0.2, "max_tokens": 200}, commit_message="Shorter answers, cite articles, no refunds",
         labels=["staging"],
     )  # fmt: skip
-    promoted = end - timedelta(days=7)
     set_label(engine, role="admin", actor=ACTOR, name=SUPPORT, label="production", version=2)
     create_prompt(
         engine, role="admin", actor=ACTOR, name="summarize", kind="text", description="Ticket summaries.",
         text="Summarize this ticket for {{audience}} in {{words}} words:\n\n{{ticket}}", commit_message="First version",
         labels=["production"],
     )  # fmt: skip
+
+
+def add_prompts(engine: Engine, start: datetime, end: datetime) -> DemoPrompts:
+    """The demo prompts (created if missing), dated as if written during the seeded month; the support
+    prompt's two versions, and when version 2 was promoted to production."""
+    ensure_prompts(engine)
+    _, versions_newest_first = get_prompt(engine, SUPPORT)
+    ids = {v.version: v.id for v in versions_newest_first}
+    one, two = ids[1], ids[2]
+    promoted = end - timedelta(days=7)
     versions, labels = PromptVersion.__table__, PromptLabel.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
-        for version_id, at in ((one.id, start), (two.id, promoted - timedelta(days=2))):
+        for version_id, at in ((one, start), (two, promoted - timedelta(days=2))):
             conn.execute(update(versions).where(versions.c.id == version_id).values(created_at=at))
-        conn.execute(update(labels).where(labels.c.version_id == two.id).values(updated_at=promoted))
-    return DemoPrompts(one.id, two.id, promoted.timestamp())
+        conn.execute(update(labels).where(labels.c.version_id == two).values(updated_at=promoted))
+    return DemoPrompts(one, two, promoted.timestamp())
 
 
-def add_tiers(engine: Engine) -> None:
-    """Free, Team and Enterprise; the two biggest teams on Enterprise, the next three on Team."""
+def ensure_tiers(engine: Engine) -> dict[str, int]:
+    """Free, Team and Enterprise, unless some tier exists already; their ids by name."""
+    existing = {t.name: t.id for t in list_tiers(engine)}
+    if existing:
+        return existing
     ids = {}
     for name, rank, about, rpm, tpm, rpd, tpd, daily, monthly in TIERS:
         view = save_tier(
@@ -86,6 +106,12 @@ def add_tiers(engine: Engine) -> None:
             limits=RateLimits(rpm, tpm, rpd, tpd), budget=BudgetLimits(daily, monthly),
         )  # fmt: skip
         ids[name] = view.id
+    return ids
+
+
+def add_tiers(engine: Engine) -> None:
+    """The demo tiers; the two biggest teams on Enterprise, the next three on Team."""
+    ids = ensure_tiers(engine)
     members = Membership.__table__  # type: ignore[attr-defined]
     biggest_first = (
         select(members.c.team_id)

@@ -12,6 +12,7 @@ from sqlmodel import select
 from llm_console.crypto import SecretBox
 from llm_console.db.engine import session
 from llm_console.db.models import VirtualKey, utcnow
+from llm_console.demo.library import ensure_prompts, ensure_tiers
 from llm_console.services.deployments import add_deployment, set_price
 from llm_console.services.keys import create_key
 from llm_console.services.users import count_admins, create_user
@@ -59,4 +60,6 @@ def ensure_demo(engine: Engine, box: SecretBox, *, upstream_url: str) -> str:
             old.revoked_at = utcnow()
             s.add(old)
         s.commit()
+    ensure_prompts(engine)  # the demo traffic renders some calls from it; the Prompts page shows them
+    ensure_tiers(engine)
     return create_key(engine, name=DEMO_KEY_NAME, actor="demo").secret
