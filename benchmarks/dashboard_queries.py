@@ -39,13 +39,15 @@ from llm_console.db.queries import logs, usage
 from llm_console.db.queries.filters import RequestFilters
 from llm_console.db.queries.names import load_directory
 from llm_console.db.queries.spend import spend_by_entity
+from llm_console.demo.library import SUPPORT
 from llm_console.demo.seed import seed
 from llm_console.fleet.queries import deployment_fleet, fleet_overview, kv_cache, memory_trend
 from llm_console.gateway.runtime import tune_gc
 from llm_console.presenters.fleet import fleet_view
-from llm_console.services import analytics, analytics_ab, analytics_signals
+from llm_console.services import analytics, analytics_ab, analytics_signals, prompt_stats, tier_insights
 from llm_console.services import usage as overview
 from llm_console.services.costs import TOP, load_costs
+from llm_console.services.effective_budgets import budget_use
 from llm_console.services.embeddings import load_embeddings
 from llm_console.services.filters import ParsedFilters, parse_filters
 from llm_console.services.gpu_cost import GpuCostOptions, gpu_cost
@@ -221,7 +223,14 @@ def pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
         Query("Embeddings", "breakdown endpoint_alias 7d", lambda: usage.breakdown(engine, week, now,
               "endpoint_alias", order_by="requests", limit=200, grain=embed_grain), DASHBOARD_MS),
     ]  # fmt: skip
-    return qs + pages + fleet_pages(engine, now, repeat) + analytics_pages(engine, now) + raw_scans(engine, now)
+    return (
+        qs
+        + pages
+        + fleet_pages(engine, now, repeat)
+        + analytics_pages(engine, now)
+        + prompt_and_tier_pages(engine, now)
+        + raw_scans(engine, now)
+    )
 
 
 def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
@@ -304,6 +313,37 @@ def analytics_pages(engine: Engine, now: datetime) -> list[Query]:
               kind="deployment", a=a, b=b, max_rows=analytics_ab.AB_PAGE_ROWS), DASHBOARD_MS),
         Query(an, "ab_test 30d, 50k rows an arm (API)", lambda: analytics_ab.ab_test(engine, *m1, kind="deployment",
               a=a, b=b)),
+    ]  # fmt: skip
+
+
+def prompt_and_tier_pages(engine: Engine, now: datetime) -> list[Query]:
+    """The Prompts pages (per-version figures from the `prompt` rollups and the feedback table), the tiers page
+    (distribution and upgrade suggestions from the `throttle` rollups) and budget use as enforced (the Spend
+    page and budget alerts), each beside the same per-version figures scanned from `requests`."""
+    m1 = (now - timedelta(days=30), now)
+    w1 = (now - timedelta(days=7), now)
+    sums = [func.count(), func.sum(R.c.cost_usd), func.avg(R.c.latency_ms), func.sum(R.c.prompt_tokens)]
+    scan = (
+        select(R.c.prompt_version_id, *sums)
+        .where(R.c.created_at >= m1[0], R.c.created_at < now, R.c.prompt_version_id.is_not(None))
+        .group_by(R.c.prompt_version_id)
+    )
+
+    def scanned() -> object:
+        with engine.connect() as conn:
+            return conn.execute(scan).all()
+
+    p, t = "Prompts", "Limit tiers"
+    return [
+        Query(p, "load_prompt_page 30d (whole detail page)", lambda: prompt_stats.load_prompt_page(engine, SUPPORT,
+              *m1, now), DASHBOARD_MS),
+        Query(p, "load_prompt_page 7d", lambda: prompt_stats.load_prompt_page(engine, SUPPORT, *w1, now), DASHBOARD_MS),
+        Query(p, "load_prompt_list (calls 7d)", lambda: prompt_stats.load_prompt_list(engine, now=now), DASHBOARD_MS),
+        Query(p, "per-version figures 30d scanned from requests (baseline)", scanned),
+        Query(t, "load_tiers_page 7d (whole page)", lambda: tier_insights.load_tiers_page(engine, role="admin",
+              start=w1[0], end=now, now=now), DASHBOARD_MS),
+        Query(t, "budget_use users (Spend page, alerts)", lambda: budget_use(engine, "user", now), DASHBOARD_MS),
+        Query(t, "spend_by_entity users (before tiers)", lambda: spend_by_entity(engine, "user", now)),
     ]  # fmt: skip
 
 
