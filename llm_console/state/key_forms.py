@@ -23,7 +23,7 @@ from llm_console.services.key_admin import (
 )
 from llm_console.services.key_list import get_key, key_choices
 from llm_console.services.limits_admin import LIMIT_FIELDS
-from llm_console.state.keys import KeysState, caller, forget_cached_keys
+from llm_console.state.keys import KeysState, apply_config_here, caller
 
 BUDGET_FIELDS = ("daily_usd", "monthly_usd")
 
@@ -147,7 +147,7 @@ class KeyFormState(rx.State):
             return None
         keys = await self.get_state(KeysState)
         if self.key_id:
-            forget_cached_keys()  # new models or expiry apply to the next call, not after the cache's TTL
+            apply_config_here()  # new models or expiry apply to the next call, not after the cache's TTL
             keys.notice = f"Saved {spec.name.strip()}."
         else:
             keys._show_secret(f"Key {spec.name.strip()} created", minted.secret)

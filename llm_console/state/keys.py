@@ -35,9 +35,10 @@ async def caller(state: rx.State, minimum: str) -> tuple[SessionUser, Scope] | N
     return user, scope
 
 
-def forget_cached_keys() -> None:
-    """The gateway in this process stops honouring a revoked key now, not after the key cache's TTL."""
-    get_context().runtime.keys.invalidate()
+def apply_config_here() -> None:
+    """The gateway in this process drops what it cached from the configuration (keys and their limits,
+    prompts, export settings) now, not at its next refresh; other replicas hear it on Redis or refresh."""
+    get_context().runtime.config_changed()
 
 
 class KeysState(rx.State):
@@ -148,7 +149,7 @@ class KeysState(rx.State):
                 self.notice = f"Rotated {self.confirm_name}: the old secret no longer works."
         except ValueError as exc:
             self.error = str(exc)
-        forget_cached_keys()
+        apply_config_here()
         await self._reload(scope)
 
     @rx.event

@@ -19,7 +19,7 @@ from llm_console.services.limits_admin import BudgetLimits, RateLimits, current_
 from llm_console.services.limits_view import load_limits_page
 from llm_console.services.spend import parse_spend_query
 from llm_console.state.dashboard import DashboardMixin
-from llm_console.state.keys import caller, forget_cached_keys
+from llm_console.state.keys import apply_config_here, caller
 
 
 class LimitsState(DashboardMixin, rx.State):
@@ -126,7 +126,7 @@ class LimitsFormState(rx.State):
         except ValueError as exc:
             self.error = str(exc)
             return
-        forget_cached_keys()  # this process's gateway reads the new limits with its next key lookup
+        apply_config_here()  # this process's gateway reads the new limits with its next key lookup
         page = await self.get_state(LimitsState)
         page.notice = f"{'Cleared' if clear else 'Saved'} the limits of {ref.label}."
         self.open, self.error = False, ""

@@ -15,7 +15,7 @@ from llm_console.presenters import prompts as present
 from llm_console.prompts.template import MAX_MESSAGES, MAX_TEMPLATE_CHARS, ROLES
 from llm_console.services.context import get_context
 from llm_console.services.prompts import add_version, create_prompt, set_label
-from llm_console.state.keys import caller
+from llm_console.state.keys import apply_config_here, caller
 from llm_console.state.prompts import PromptDetailState
 
 BLANK = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
@@ -147,6 +147,7 @@ class PromptFormState(rx.State):
         except ValueError as exc:
             self.error = _reason(exc)
             return None
+        apply_config_here()  # a label set with the version moves what this process's gateway renders
         self.open, self.error = False, ""
         if self.mode == "new":
             return rx.redirect(present.detail_href(view.name))
@@ -204,6 +205,7 @@ class PromptLabelState(rx.State):
         except ValueError as exc:
             self.error = _reason(exc)
             return
+        apply_config_here()  # this process's gateway renders the label's new version from the next call
         self.open, self.error = False, ""
         await detail._refresh()
         detail.notice = f"Moved the label {label} to version {version}."

@@ -25,7 +25,7 @@ from llm_console.services.spend_admin import (
     reset_spend,
     revoke_increase,
 )
-from llm_console.state.keys import caller, forget_cached_keys
+from llm_console.state.keys import apply_config_here, caller
 from llm_console.state.limits import LimitsState
 
 DIALOGS = ("reset", "raise", "revoke")
@@ -119,7 +119,7 @@ class SpendAdminState(rx.State):
         except ValueError as exc:
             self.error = str(exc)
             return
-        forget_cached_keys()  # this process's gateway applies the change with the next request
+        apply_config_here()  # this process's gateway applies the change with the next request
         self.dialog, self.error, self.notice = "", "", done
         self.increases, self.resets = await asyncio.to_thread(_lists)
         page = await self.get_state(LimitsState)

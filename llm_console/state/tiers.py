@@ -1,6 +1,6 @@
 """Limit tiers: the page (operators and up; the range of the upgrade suggestions in the URL, refreshed live),
 the tier form and its delete confirmation, and the assign dialog (admins only). After every change this
-process's gateway forgets its cached keys, so the next request here sees the new limits at once."""
+process's gateway drops its cached keys, so the next request here sees the new limits at once."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from llm_console.services.filters import ParsedFilters, parse_filters
 from llm_console.services.tier_admin import delete_tier, list_tiers, save_tier
 from llm_console.services.tier_insights import assign_by_name, load_tiers_page
 from llm_console.state.dashboard import DashboardMixin
-from llm_console.state.keys import caller, forget_cached_keys
+from llm_console.state.keys import apply_config_here, caller
 
 DEFAULT_RANGE = "7d"
 
@@ -56,7 +56,7 @@ class TiersState(DashboardMixin, rx.State):
 
     async def _changed(self, notice: str) -> None:
         """After a change: this process's gateway reads limits afresh, the page says what happened and reloads."""
-        forget_cached_keys()
+        apply_config_here()
         self.notice, self.error = notice, ""
         await self._refresh()
 

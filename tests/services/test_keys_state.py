@@ -74,7 +74,7 @@ class Page:
 @pytest.fixture
 def page(org: Org, monkeypatch: pytest.MonkeyPatch) -> Iterator[Page]:  # noqa: F811
     cache = FakeCache()
-    context = SimpleNamespace(engine=org.engine, runtime=SimpleNamespace(keys=cache))
+    context = SimpleNamespace(engine=org.engine, runtime=SimpleNamespace(keys=cache, config_changed=cache.invalidate))
     monkeypatch.setattr(keys_module, "get_context", lambda: context)
     monkeypatch.setattr(key_forms_module, "get_context", lambda: context)
     root = State(_reflex_internal_init=True)

@@ -4,7 +4,7 @@ keeps its name and range in the URL, its selection across refreshes, and shows a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,6 +32,7 @@ USERS = {
 class Page:
     root: Any
     who: SessionUser | None = None
+    changes: list[int] = field(default_factory=list)
 
     def get(self, cls: type) -> Any:
         return self.root.get_substate(cls.get_full_name().split(".")[1:])
@@ -49,10 +50,11 @@ class Page:
 
 @pytest.fixture
 def page(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Page:
-    context = SimpleNamespace(engine=engine)
+    changes: list[int] = []  # each time the handlers told this process's gateway the configuration changed
+    context = SimpleNamespace(engine=engine, runtime=SimpleNamespace(config_changed=lambda: changes.append(1)))
     for module in (state_module, forms_module, keys_module):
         monkeypatch.setattr(module, "get_context", lambda: context)
-    p = Page(State(_reflex_internal_init=True))
+    p = Page(State(_reflex_internal_init=True), changes=changes)
 
     async def current_user(state: object) -> SessionUser | None:
         return p.who
@@ -120,6 +122,7 @@ async def test_a_member_writes_a_prompt_and_a_version_and_sees_the_diff(page: Pa
     assert form.config_text == '{\n  "seed": 7\n}'  # prefilled; the form sends it back as shown
     await page.call(PromptFormState, "submit", {"content_1": "Greet {{ who }} warmly", "config": form.config_text})
     assert not form.open and detail.notice == "Saved version 2 of shop/greet."
+    assert len(page.changes) == 2  # the new prompt, then its version: the gateway here resolves afresh
     assert (detail.selected, detail.diff_from, detail.diff_to) == ("2", "1", "2")
     assert [(r["sign"], r["text"]) for r in detail.diff if r["kind"] != "same"][1:] == [
         ("-", "Greet {{ who }}"),
@@ -138,10 +141,12 @@ async def test_a_member_writes_a_prompt_and_a_version_and_sees_the_diff(page: Pa
     assert labels.open and labels.label == "staging" and labels.version == "1"
     await page.call(PromptLabelState, "submit", {"label": "production", "version": "2"})
     assert labels.open and "Only operators and admins" in labels.error
+    assert len(page.changes) == 2  # a refused move changes nothing
     page.who = USERS["operator"]
     await page.call(PromptLabelState, "submit", {"label": "production", "version": "2"})
     assert not labels.open and detail.notice == "Moved the label production to version 2."
     assert get_prompt(engine, "shop/greet")[0].labels == {"production": 2, "staging": 1}
+    assert len(page.changes) == 3
 
 
 async def test_viewers_cannot_write_and_unknown_prompts_are_explained(page: Page, engine: Engine) -> None:
