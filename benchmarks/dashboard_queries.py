@@ -41,7 +41,7 @@ from llm_console.db.queries.names import load_directory
 from llm_console.db.queries.spend import spend_by_entity
 from llm_console.demo.library import SUPPORT
 from llm_console.demo.seed import seed
-from llm_console.fleet.queries import deployment_fleet, fleet_overview, kv_cache, memory_trend
+from llm_console.fleet.queries import deployment_fleet, fleet_overview, kv_cache, memory_trend, queue_depth
 from llm_console.gateway.runtime import tune_gc
 from llm_console.presenters.fleet import fleet_view
 from llm_console.services import analytics, analytics_ab, analytics_signals, prompt_stats, tier_insights
@@ -234,7 +234,8 @@ def pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
 
 
 def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
-    """The Fleet pages as their states ask (the last hour unless the URL says otherwise), and the Costs page's
+    """The Fleet pages as their states ask (the last hour unless the URL says otherwise), the engines' queues
+    the Usage page reads (its range: 24 h by default), and the Costs page's
     GPU-hour cost over 30 days as `load_costs` computes it on every refresh."""
     settings = Settings(_env_file=None)  # type: ignore[call-arg]  # the defaults, as a fresh install runs
     stale_s, gpu = settings.fleet_engine_stale_s, GpuCostOptions.from_settings(settings)
@@ -273,6 +274,8 @@ def fleet_pages(engine: Engine, now: datetime, repeat: int) -> list[Query]:
                 stale_s=stale_s), DASHBOARD_MS) for n, r in (("1h", h1), ("24h", d1))],
         *[Query(kv, f"kv_cache {n}", lambda r=r: kv_cache(engine, *r, now=now, stale_s=stale_s),  # type: ignore[misc]
                 DASHBOARD_MS) for n, r in (("1h", h1), ("24h", d1))],
+        *[Query("Usage", f"queue_depth {n} (engines' queues)", lambda r=r: queue_depth(engine, *r, now=now,  # type: ignore[misc]
+                stale_s=stale_s), DASHBOARD_MS) for n, r in (("24h", d1), ("7d", w1))],
         Query("Costs", "gpu_cost 30d (a refresh)", lambda: gpu_cost(engine, *m1, options=gpu, now=now, cache=cache,
               limit=TOP),
               DASHBOARD_MS),

@@ -213,6 +213,25 @@ def engine_table(rows: Any) -> rx.Component:
     return no_samples(rows, scroll_table("fleet-engines", headers, rows, row), "No engine metrics scraped yet.")
 
 
+def queue_table(rows: Any, empty: Any) -> rx.Component:
+    """Each engine's queue now (the Usage page): deployment, waiting, running, age of the reading, status."""
+
+    def row(r: Any) -> rx.Component:
+        return rx.table.row(
+            rx.table.row_header_cell(rx.link(r["deployment"], href=r["href"]), style=WRAP),
+            rx.table.cell(r["waiting"]),
+            rx.table.cell(r["running"]),
+            rx.table.cell(r["age"]),
+            rx.table.cell(engine_status(r)),
+            custom_attrs={"data-engine": r["deployment"]},
+        )
+
+    headers = [
+        rx.table.column_header_cell(h, scope="col") for h in ("Deployment", "Waiting", "Running", "Read", "Status")
+    ]
+    return no_samples(rows, scroll_table("usage-queues", headers, rows, row), empty)
+
+
 def timeline_table(rows: Any) -> rx.Component:
     def row(r: Any) -> rx.Component:
         return rx.table.row(

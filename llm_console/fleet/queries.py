@@ -57,6 +57,7 @@ ENGINE_KEYS = (
     "preemptions",
 )
 KV_KEYS = ("kv_cache_usage", "prefix_hit_rate")
+QUEUE_KEYS = ("waiting", "running")
 
 C: Table = FleetContainer.__table__  # type: ignore[attr-defined]
 E: Table = FleetContainerEvent.__table__  # type: ignore[attr-defined]
@@ -231,17 +232,17 @@ class DeploymentFleet:
 
 
 @dataclass(frozen=True, slots=True)
-class KvWorker:
+class EngineWorker:
     engine: EngineRow
     points: tuple[Point, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class KvCache:
+class EngineWorkers:
     start: datetime
     end: datetime
     bin_s: int
-    workers: tuple[KvWorker, ...]
+    workers: tuple[EngineWorker, ...]
 
 
 def _deployments(conn: Connection, ids: Iterable[int]) -> dict[int, DeploymentRef]:
@@ -523,6 +524,38 @@ def deployment_fleet(
     )
 
 
+def engine_workers(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    keys: Sequence[str],
+    *,
+    now: datetime | None = None,
+    stale_s: float = DEFAULT_STALE_S,
+    max_points: int = 120,
+    alias: str = "",
+) -> EngineWorkers:
+    """Per worker (a deployment whose engine was scraped; only those serving `alias` when given): its last
+    reading and the mean of each of `keys` per bin over [start, end)."""
+    start, end = utc(start), utc(end)
+    now = utc(now or end)
+    bin_s = bin_seconds(start, end, max_points)
+    with engine.connect() as conn:
+        engines = conn.execute(select(N).order_by(N.c.deployment_id).limit(MAX_ENGINES)).all()
+        deps = _deployments(conn, [r.deployment_id for r in engines])
+        if alias:
+            engines = [r for r in engines if alias in deps[r.deployment_id].aliases]
+        series = series_of(conn, "engine", [str(r.deployment_id) for r in engines], keys, start, end, bin_s)
+    workers = sorted(
+        (
+            EngineWorker(_engine(r, deps[r.deployment_id], now, stale_s), series.get(str(r.deployment_id), ()))
+            for r in engines
+        ),
+        key=lambda w: w.engine.deployment.name.lower(),
+    )
+    return EngineWorkers(start, end, bin_s, tuple(workers))
+
+
 def kv_cache(
     engine: Engine,
     start: datetime,
@@ -531,21 +564,21 @@ def kv_cache(
     now: datetime | None = None,
     stale_s: float = DEFAULT_STALE_S,
     max_points: int = 120,
-) -> KvCache:
-    """Per worker (a deployment whose engine was scraped): KV-cache use and prefix-cache hit rate, now and
-    over [start, end)."""
-    start, end = utc(start), utc(end)
-    now = utc(now or end)
-    bin_s = bin_seconds(start, end, max_points)
-    with engine.connect() as conn:
-        engines = conn.execute(select(N).order_by(N.c.deployment_id).limit(MAX_ENGINES)).all()
-        deps = _deployments(conn, [r.deployment_id for r in engines])
-        series = series_of(conn, "engine", [str(r.deployment_id) for r in engines], KV_KEYS, start, end, bin_s)
-    workers = sorted(
-        (
-            KvWorker(_engine(r, deps[r.deployment_id], now, stale_s), series.get(str(r.deployment_id), ()))
-            for r in engines
-        ),
-        key=lambda w: w.engine.deployment.name.lower(),
-    )
-    return KvCache(start, end, bin_s, tuple(workers))
+) -> EngineWorkers:
+    """Per worker: KV-cache use and prefix-cache hit rate, now and over [start, end)."""
+    return engine_workers(engine, start, end, KV_KEYS, now=now, stale_s=stale_s, max_points=max_points)
+
+
+def queue_depth(
+    engine: Engine,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime | None = None,
+    stale_s: float = DEFAULT_STALE_S,
+    max_points: int = 120,
+    alias: str = "",
+) -> EngineWorkers:
+    """Per worker (serving `alias` when given): requests waiting and running in its engine, now and over
+    [start, end), as its `/metrics` reported them."""
+    return engine_workers(engine, start, end, QUEUE_KEYS, now=now, stale_s=stale_s, max_points=max_points, alias=alias)

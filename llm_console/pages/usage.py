@@ -5,12 +5,13 @@ from __future__ import annotations
 import reflex as rx
 
 from llm_console import routes
-from llm_console.components.charts import areas, chart_card, lines, named_stacked_bars, stacked_bars
+from llm_console.components.charts import areas, chart_card, lines, named_stacked_bars, slot_lines, stacked_bars
 from llm_console.components.filters import export_buttons, filter_errors, option_select, range_picker
+from llm_console.components.fleet import queue_table
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
 from llm_console.components.widgets import section, stat_card
-from llm_console.state.usage import SLOTS, UsageState
+from llm_console.state.usage import QUEUE_SLOTS, SLOTS, UsageState
 
 MODEL_COLUMNS = [
     ("model", "Model"),
@@ -100,13 +101,17 @@ def usage() -> rx.Component:
                 empty_or(UsageState.stream_split, data_table(UsageState.stream_split, STREAM_COLUMNS), "—"),
             ),
             section(
-                "Queue depth",
-                rx.text(
-                    "Deployments' own queue depth (vLLM's waiting requests) appears here once the fleet "
-                    "collectors scrape their /metrics.",
-                    size="2",
-                    color=rx.color("gray", 11),
+                "Queue depth (requests waiting in each engine)",
+                rx.cond(
+                    UsageState.queue_chart,
+                    rx.box(
+                        slot_lines(UsageState.queue_chart, UsageState.queue_names, QUEUE_SLOTS, height=180),
+                        width="100%",
+                        id="chart-queue-depth",
+                        class_name="chart",
+                    ),
                 ),
+                queue_table(UsageState.queue_rows, UsageState.queue_empty),
             ),
             columns=rx.breakpoints(initial="1", md="2"),
             spacing="3",

@@ -14,9 +14,9 @@ from llm_console.fleet.queries import (
     DeploymentFleet,
     DeploymentRef,
     EngineRow,
+    EngineWorkers,
     FleetOverview,
     GpuRow,
-    KvCache,
     MatrixCell,
     MemoryTrend,
     SourceRow,
@@ -390,7 +390,7 @@ def _bar(fraction: float | None) -> int:
     return round(max(0.0, min(1.0, fraction)) * 100) if fraction is not None else 0
 
 
-def kv_view(data: KvCache, now: datetime) -> KvView:
+def kv_view(data: EngineWorkers, now: datetime) -> KvView:
     span = (data.end - data.start).total_seconds()
     shown = [w for w in data.workers if w.points][:SLOTS]
     rows: list[BarRow] = []
@@ -410,4 +410,35 @@ def kv_view(data: KvCache, now: datetime) -> KvView:
         hit_chart=merged_chart((w.points for w in shown), "prefix_hit_rate", data.bin_s, span, 100.0, 1),
         names=slot_names([w.engine.deployment.name for w in shown]),
         as_of=now.strftime("%H:%M:%S UTC"),
+    )
+
+
+QUEUE_ROW_KEYS = ("deployment", "href", "running", "waiting", "age", "status", "status_color")
+
+
+@dataclass(slots=True)
+class QueueView:
+    """The engines' own queues for the Usage page: requests waiting per worker over time, and now."""
+
+    chart: Chart = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    empty: str = ""
+
+
+def queue_view(data: EngineWorkers, now: datetime, alias: str = "") -> QueueView:
+    span = (data.end - data.start).total_seconds()
+    shown = [w for w in data.workers if w.points][:SLOTS]
+    rows = [{k: v for k, v in engine_row(w.engine, now).items() if k in QUEUE_ROW_KEYS} for w in data.workers]
+    if data.workers:
+        empty = ""
+    elif alias:
+        empty = f"No engine serving {alias} reports /metrics (vLLM's queue is read from each deployment's engine)."
+    else:
+        empty = "No engine reports /metrics yet: queue depth comes from each self-hosted deployment's vLLM engine."
+    return QueueView(
+        chart=merged_chart((w.points for w in shown), "waiting", data.bin_s, span, 1.0, 1),
+        names=slot_names([w.engine.deployment.name for w in shown]),
+        rows=rows,
+        empty=empty,
     )

@@ -200,3 +200,16 @@ def test_the_deployment_page_shows_its_engine_containers_and_loading_timeline(
     open_settled(page, f"{console.url}{routes.FLEET_KV}")
     worker = page.locator(f'#kv-workers tr[data-worker="{fleet.deployment}"]')
     expect(worker.get_by_role("progressbar", name=re.compile(rf"^{fleet.deployment} KV cache in use"))).to_be_visible()
+
+
+def test_the_usage_page_shows_each_engines_queue(page: Page, console: Console, fleet: Fleet) -> None:
+    open_settled(page, f"{console.url}{routes.USAGE}")
+    queue = page.locator(f'#usage-queues tr[data-engine="{fleet.deployment}"]')
+    expect(queue.get_by_role("link", name=fleet.deployment)).to_have_attribute(
+        "href", f"{routes.FLEET_DEPLOYMENT}?deployment={fleet.deployment_id}"
+    )
+    expect(queue).to_contain_text("ok", timeout=WAIT_MS)
+    expect(page.locator("#chart-queue-depth .recharts-line-curve").first).to_have_attribute(
+        "d", re.compile(r"^M\d"), timeout=WAIT_MS
+    )
+    assert_accessible(page, f"{routes.USAGE} with an engine's queue")

@@ -14,13 +14,13 @@ from llm_console.fleet.queries import (
     DeploymentFleet,
     DeploymentRef,
     EngineRow,
+    EngineWorker,
+    EngineWorkers,
     FleetOverview,
     GpuMatrix,
     GpuProcessRow,
     GpuRow,
     GpuTrend,
-    KvCache,
-    KvWorker,
     MatrixCell,
     MatrixColumn,
     MatrixRow,
@@ -38,6 +38,7 @@ from llm_console.presenters.fleet import (
     fleet_view,
     kv_view,
     matrix_cell,
+    queue_view,
 )
 
 GiB = 1024**3
@@ -229,14 +230,34 @@ def test_a_deployment_view_has_cards_charts_and_the_timeline_newest_first() -> N
 
 
 def test_the_kv_view_has_bars_and_marks_stale_workers() -> None:
-    fresh = KvWorker(engine(), (Point(NOW - timedelta(minutes=5), {"kv_cache_usage": 0.5, "prefix_hit_rate": None}),))
-    old = KvWorker(
+    fresh = EngineWorker(
+        engine(), (Point(NOW - timedelta(minutes=5), {"kv_cache_usage": 0.5, "prefix_hit_rate": None}),)
+    )
+    old = EngineWorker(
         engine(deployment=DeploymentRef(8, "beta"), stale=True, kv_cache_usage=None, values={}),
         (),
     )
-    view = kv_view(KvCache(NOW - timedelta(hours=1), NOW, 300, (fresh, old)), NOW)
+    view = kv_view(EngineWorkers(NOW - timedelta(hours=1), NOW, 300, (fresh, old)), NOW)
     a, b = view.rows
     assert (a["kv"], a["kv_pct"], a["prefix"], a["prefix_pct"], a["status"]) == ("42%", 42, "80%", 80, "ok")
     assert (b["kv"], b["kv_pct"], b["status"], b["status_color"]) == ("—", 0, "stale", "amber")
     assert view.usage_chart == [{"t": "11:55", "s0": 50.0}] and view.hit_chart == []
     assert view.names[:2] == ["alpha", ""]  # beta has no samples: no line, and no name in the legend
+
+
+def test_the_queue_view_charts_waiting_per_worker_and_says_why_it_is_empty() -> None:
+    busy = EngineWorker(engine(waiting=6.0), (Point(NOW - timedelta(minutes=5), {"waiting": 5.5, "running": 16.0}),))
+    idle = EngineWorker(engine(deployment=DeploymentRef(8, "beta"), ok=False, error="refused", waiting=None), ())
+    view = queue_view(EngineWorkers(NOW - timedelta(hours=1), NOW, 300, (busy, idle)), NOW)
+    assert view.chart == [{"t": "11:55", "s0": 5.5}]
+    assert view.names[:2] == ["alpha", ""]
+    assert view.rows == [
+        {"deployment": "alpha", "href": f"{routes.FLEET_DEPLOYMENT}?deployment=7", "running": "3", "waiting": "6"}
+        | {"age": "3 s ago", "status": "ok", "status_color": "green"},
+        {"deployment": "beta", "href": f"{routes.FLEET_DEPLOYMENT}?deployment=8", "running": "3", "waiting": "—"}
+        | {"age": "3 s ago", "status": "error", "status_color": "red"},
+    ]
+    assert view.empty == ""
+    nobody = EngineWorkers(NOW - timedelta(hours=1), NOW, 300, ())
+    assert queue_view(nobody, NOW).empty.startswith("No engine reports /metrics yet")
+    assert "No engine serving chat reports /metrics" in queue_view(nobody, NOW, "chat").empty

@@ -22,6 +22,7 @@ from llm_console.fleet.queries import (
     fleet_overview,
     kv_cache,
     memory_trend,
+    queue_depth,
 )
 from llm_console.fleet.series import bin_seconds, stretches
 from llm_console.fleet.timeline import loading_timeline
@@ -405,6 +406,30 @@ def test_kv_cache_lists_each_worker_with_its_usage_and_hit_rate(any_engine: Engi
         (T0 + timedelta(minutes=5), pytest.approx(0.7), pytest.approx(0.4)),
     ]
     assert [p.values["prefix_hit_rate"] for p in b.points] == [None, None]
+
+
+def test_queue_depth_reads_waiting_and_running_per_worker_and_narrows_to_an_alias(any_engine: Engine) -> None:
+    engine = any_engine
+    ids = seed_deployments(engine)
+    alpha, beta = ids["alpha"], ids["beta"]
+    for step, (wait_a, wait_b) in enumerate(((4.0, 0.0), (8.0, 1.0), (2.0, 3.0))):
+        readings = [EngineReading(alpha, True, running=16.0, waiting=wait_a), EngineReading(beta, True, waiting=wait_b)]
+        store.save_engines(engine, readings, T0 + timedelta(minutes=3 * step))
+    end = T0 + timedelta(hours=1)
+    view = queue_depth(engine, T0, end, now=T0 + timedelta(minutes=6, seconds=5), max_points=13)  # 5-minute bins
+    a, b = view.workers
+    assert (a.engine.deployment.name, a.engine.waiting, a.engine.running) == ("alpha", 2.0, 16.0)
+    # raw points binned by 5 minutes: the first bin holds 4 and 8, the second 2
+    assert [(p.at, p.values["waiting"], p.values["running"]) for p in a.points] == [
+        (T0, pytest.approx(6.0), pytest.approx(16.0)),
+        (T0 + timedelta(minutes=5), pytest.approx(2.0), pytest.approx(16.0)),
+    ]
+    assert [p.values["waiting"] for p in b.points] == [pytest.approx(0.5), pytest.approx(3.0)]
+    assert [p.values["running"] for p in b.points] == [None, None]
+    # "chat" is served by alpha only, "chat-fast" by both; an alias nobody serves has no worker
+    assert [w.engine.deployment.name for w in queue_depth(engine, T0, end, alias="chat").workers] == ["alpha"]
+    assert len(queue_depth(engine, T0, end, alias="chat-fast").workers) == 2
+    assert queue_depth(engine, T0, end, alias="nobody").workers == ()
 
 
 def test_a_load_whose_ready_event_was_missed_is_timed_by_the_engines_first_answer(
