@@ -94,6 +94,12 @@ def fleet_deployment() -> rx.Component:
                 ],
                 "chart-latency",
             ),
+            engine_chart(
+                "Batch size (tokens per engine step, mean)",
+                S.chart,
+                [("batch_tokens_mean", "Tokens per step", "violet")],
+                "chart-batch",
+            ),
             columns=TWO_COLUMNS,
             spacing="3",
             width="100%",

@@ -300,6 +300,7 @@ ENGINE_CHART_KEYS = {  # key -> scale for the chart (fractions as percentages)
     "ttft_p95_ms": 1.0,
     "itl_p50_ms": 1.0,
     "itl_p95_ms": 1.0,
+    "batch_tokens_mean": 1.0,
 }
 
 
@@ -326,6 +327,8 @@ def engine_cards(e: EngineRow) -> list[Row]:
         {"label": "Prompt", "value": number(e.value("prompt_tps"), " tok/s", 1), "hint": "prefill tokens"},
         {"label": "TTFT P50", "value": _ms(e.value("ttft_p50_ms")), "hint": f"P95 {_ms(e.value('ttft_p95_ms'))}"},
         {"label": "ITL P50", "value": _ms(e.value("itl_p50_ms")), "hint": f"P95 {_ms(e.value('itl_p95_ms'))}"},
+        {"label": "Batch size", "value": number(e.value("batch_tokens_mean"), " tok", 0), "hint": "per engine step"},
+        {"label": "Preemptions", "value": number(e.value("preemptions")), "hint": "since the engine started"},
     ]
 
 

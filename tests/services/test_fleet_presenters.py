@@ -203,7 +203,8 @@ def engine(**kw: object) -> EngineRow:
 
 
 def test_a_deployment_view_has_cards_charts_and_the_timeline_newest_first() -> None:
-    series = (Point(NOW - timedelta(minutes=5), {"running": 2.0, "kv_cache_usage": 0.5, "ttft_p50_ms": None}),)
+    values = {"running": 2.0, "kv_cache_usage": 0.5, "ttft_p50_ms": None, "batch_tokens_mean": 212.46}
+    series = (Point(NOW - timedelta(minutes=5), values),)
     timeline = (
         TimelineEntry(
             NOW - timedelta(minutes=9), "a" * 64, "vllm-alpha", "start", "Started, loading the model", "info"
@@ -216,7 +217,11 @@ def test_a_deployment_view_has_cards_charts_and_the_timeline_newest_first() -> N
     assert {c["label"]: c["value"] for c in view.cards}["KV cache"] == "42%"
     assert {c["label"]: c["value"] for c in view.cards}["TTFT P50"] == "1.25 s"
     assert {c["label"]: c["value"] for c in view.cards}["Generation"] == "—"
-    assert view.chart == [{"t": "11:55", "running": 2.0, "kv_cache_usage": 50.0}]
+    assert view.chart == [{"t": "11:55", "running": 2.0, "kv_cache_usage": 50.0, "batch_tokens_mean": 212.46}]
+    busy = deployment_view(replace(data, engine=engine(values={"batch_tokens_mean": 212.46, "preemptions": 3.0})), NOW)
+    cards = {c["label"]: (c["value"], c["hint"]) for c in busy.cards}
+    assert cards["Batch size"] == ("212 tok", "per engine step")
+    assert cards["Preemptions"] == ("3", "since the engine started")
     assert [(r["text"], r["color"]) for r in view.timeline] == [
         ("Model loaded in 60 s", "green"),
         ("Started, loading the model", "gray"),
