@@ -229,7 +229,8 @@ def cmd_cleanup(args: argparse.Namespace) -> None:
     if run.status != "ok":
         raise CliError(f"cleanup failed: {run.error}")
     print(
-        f"removed {run.requests:,} requests, {run.spans:,} spans and {run.rollups:,} rollup rows; "
+        f"removed {run.requests:,} requests, {run.spans:,} spans, {run.rollups:,} rollup rows and "
+        f"{run.feedback:,} feedback scores; "
         f"cleared {run.bodies:,} bodies ({run.duration_ms:.0f} ms)"
     )
 

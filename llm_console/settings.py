@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     retention_body_days: float = Field(default=7.0, gt=0)
     retention_minute_rollup_days: float = Field(default=7.0, ge=2)
     retention_rollup_days: float = Field(default=400.0, gt=0)
+    retention_feedback_days: float = Field(default=400.0, gt=0)
     retention_interval_s: float = Field(default=3600.0, ge=0)
     monthly_budget_usd: float = Field(default=0.0, ge=0)
     budget_timezone: str = "UTC"

@@ -1,4 +1,5 @@
-"""Retention cleanup: old request rows and spans, old bodies, old rollups; each run is recorded.
+"""Retention cleanup: old request rows and spans, old bodies, old rollups, old feedback scores; each run is
+recorded.
 
 Deletes go in small chunks (by primary key) so neither database holds a long write lock while the
 gateway's log writer is inserting.
@@ -13,13 +14,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, desc, insert, select, update
 from sqlalchemy.engine import Engine
 
-from llm_console.db.models import MaintenanceRun, RequestLog, Span
+from llm_console.db.models import FeedbackScore, MaintenanceRun, RequestLog, Span
 from llm_console.db.queries.filters import utc
 from llm_console.db.rollups import usage_rollups
 
 R = RequestLog.__table__  # type: ignore[attr-defined]
 S = Span.__table__  # type: ignore[attr-defined]
 M = MaintenanceRun.__table__  # type: ignore[attr-defined]
+F = FeedbackScore.__table__  # type: ignore[attr-defined]
 JOB = "retention"
 CHUNK = 2000
 
@@ -30,6 +32,7 @@ class RetentionPolicy:
     body_days: float
     minute_rollup_days: float
     rollup_days: float
+    feedback_days: float = 400.0  # scores (and their comments) are read by the analytics like rollups
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class RetentionRun:
     spans: int = 0
     bodies: int = 0
     rollups: int = 0
+    feedback: int = 0
     error: str = ""
 
 
@@ -77,6 +81,16 @@ def _drop_bodies(engine: Engine, before: datetime) -> int:
             )
 
 
+def _delete_feedback(engine: Engine, before: datetime) -> int:
+    removed = 0
+    while True:
+        with engine.begin() as conn:
+            ids = conn.execute(select(F.c.id).where(F.c.created_at < before).limit(CHUNK)).scalars().all()
+            if not ids:
+                return removed
+            removed += conn.execute(delete(F).where(F.c.id.in_(ids))).rowcount or 0
+
+
 def _delete_rollups(engine: Engine, grains: tuple[str, ...], before: datetime) -> int:
     T = usage_rollups
     with engine.begin() as conn:
@@ -87,13 +101,14 @@ def run_cleanup(engine: Engine, policy: RetentionPolicy, now: datetime) -> Reten
     """Apply `policy` as of `now` and record the run (also when it fails)."""
     now = utc(now)
     started = time.perf_counter()
-    counts = {"requests": 0, "spans": 0, "bodies": 0, "rollups": 0}
+    counts = {"requests": 0, "spans": 0, "bodies": 0, "rollups": 0, "feedback": 0}
     status, error = "ok", ""
     try:
         counts["requests"], counts["spans"] = _delete_requests(engine, now - timedelta(days=policy.request_days))
         counts["bodies"] = _drop_bodies(engine, now - timedelta(days=policy.body_days))
         counts["rollups"] = _delete_rollups(engine, ("m",), now - timedelta(days=policy.minute_rollup_days))
         counts["rollups"] += _delete_rollups(engine, ("h", "d"), now - timedelta(days=policy.rollup_days))
+        counts["feedback"] = _delete_feedback(engine, now - timedelta(days=policy.feedback_days))
     except Exception as exc:  # recorded and shown; the next run tries again
         status, error = "error", f"{type(exc).__name__}: {str(exc)[:300]}"
     duration = (time.perf_counter() - started) * 1000
@@ -126,6 +141,7 @@ def last_runs(engine: Engine, limit: int = 10) -> list[RetentionRun]:
                 spans=int(d.get("spans", 0)),
                 bodies=int(d.get("bodies", 0)),
                 rollups=int(d.get("rollups", 0)),
+                feedback=int(d.get("feedback", 0)),
                 error=str(d.get("error", "")),
             )
         )

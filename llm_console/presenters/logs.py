@@ -126,11 +126,12 @@ def logs_view(data: LogsData, settings: Settings, *, show_bodies: bool = True) -
         "policy": (
             f"Rows kept {settings.retention_request_days:g} days, bodies {settings.retention_body_days:g} days, "
             f"minute rollups {settings.retention_minute_rollup_days:g} days, hourly and daily rollups "
-            f"{settings.retention_rollup_days:g} days."
+            f"{settings.retention_rollup_days:g} days, feedback scores {settings.retention_feedback_days:g} days."
         ),
         "last": (
             f"Last cleanup {last.started_at:%Y-%m-%d %H:%M} UTC ({last.status}, {last.duration_ms:.0f} ms): removed "
-            f"{last.requests:,} requests, {last.spans:,} spans, {last.rollups:,} rollup rows; cleared {last.bodies:,} "
+            f"{last.requests:,} requests, {last.spans:,} spans, {last.rollups:,} rollup rows, {last.feedback:,} "
+            f"feedback scores; cleared {last.bodies:,} "
             "bodies." + (f" Error: {last.error}" if last.error else "")
             if last
             else "No cleanup has run yet."

@@ -22,6 +22,7 @@ def policy(settings: Settings) -> RetentionPolicy:
         body_days=settings.retention_body_days,
         minute_rollup_days=settings.retention_minute_rollup_days,
         rollup_days=settings.retention_rollup_days,
+        feedback_days=settings.retention_feedback_days,
     )
 
 
@@ -37,12 +38,14 @@ def cleanup_if_due(engine: Engine, settings: Settings, now: datetime | None = No
         return None
     run = run_cleanup(engine, policy(settings), now)
     log.info(
-        "retention cleanup %s in %.0f ms: %d requests, %d spans, %d rollups removed, %d bodies cleared",
+        "retention cleanup %s in %.0f ms: %d requests, %d spans, %d rollups, %d feedback scores removed, "
+        "%d bodies cleared",
         run.status,
         run.duration_ms,
         run.requests,
         run.spans,
         run.rollups,
+        run.feedback,
         run.bodies,
     )
     return run

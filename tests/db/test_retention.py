@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import Engine
 
 from llm_console.db import retention
+from llm_console.db.models import FeedbackScore
 from llm_console.db.retention import RetentionPolicy, RetentionRun, last_runs, run_cleanup
 from tests.db.seeding import at, backends_fixture, db_fixture, rec, scalar, write  # noqa: F401
 
@@ -103,6 +105,23 @@ def test_rollup_buckets_are_aged_by_their_start(db: Engine) -> None:
     run = run_cleanup(db, POLICY, NOW)
     assert run.rollups == 6
     assert rollup_counts(db) == {"m": 6, "h": 24, "d": 12}  # two hours, one day: 12 dimensions each
+
+
+def test_feedback_scores_are_kept_their_own_days_in_chunks(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retention, "CHUNK", 2)
+    edge = NOW - timedelta(days=120)
+    scores = [edge - timedelta(minutes=i + 1) for i in range(5)] + [edge, NOW - timedelta(days=1)]
+    with db.begin() as conn:
+        for i, created in enumerate(scores):
+            conn.execute(
+                insert(FeedbackScore.__table__),  # type: ignore[attr-defined]
+                {"created_at": created, "request_id": f"r{i}", "name": "thumbs", "category": "up", "comment": "ok"},
+            )
+    run = run_cleanup(db, replace(POLICY, feedback_days=120), NOW)
+    assert (run.status, run.feedback, run.requests) == ("ok", 5, 0)
+    assert scalar(db, "SELECT COUNT(*) FROM feedback_scores") == 2  # the one at the cutoff and yesterday's
+    assert last_runs(db, limit=1)[0].feedback == 5
+    assert run_cleanup(db, replace(POLICY, feedback_days=120), NOW).feedback == 0
 
 
 def test_deletes_go_in_chunks(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
