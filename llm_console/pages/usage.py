@@ -11,7 +11,8 @@ from llm_console.components.fleet import queue_table
 from llm_console.components.layout import console_page
 from llm_console.components.tables import data_table, empty_or
 from llm_console.components.widgets import section, stat_card
-from llm_console.state.usage import QUEUE_SLOTS, SLOTS, UsageState
+from llm_console.presenters.fleet import SLOTS as QUEUE_SLOTS
+from llm_console.state.usage import SLOTS, UsageState
 
 MODEL_COLUMNS = [
     ("model", "Model"),
