@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     otel_include_bodies: bool = False
     otel_sample_rate: float = Field(default=1.0, ge=0, le=1)
     telemetry_queue_size: int = Field(default=2000, ge=10)
+    telemetry_process: bool = True  # export from a child process (its own GIL), not a thread of the gateway
     telemetry_export_timeout_s: float = Field(default=10.0, gt=0, le=300)
     telemetry_status_interval_s: float = Field(default=5.0, gt=0)
     smtp_host: str | None = None

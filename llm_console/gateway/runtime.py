@@ -37,6 +37,7 @@ from llm_console.services.config_bus import listen
 from llm_console.services.keys import find_by_hash
 from llm_console.settings import Settings
 from llm_console.telemetry.pipeline import TelemetryExporter, route_deployments
+from llm_console.telemetry.process import ExportProcess
 
 if TYPE_CHECKING:
     from llm_console.services.probe import ProbeResult
@@ -104,8 +105,14 @@ class GatewayRuntime:
             batch_size=settings.log_batch_size,
             flush_interval_s=settings.log_flush_interval_s,
         )
-        # Langfuse / OTLP export: fed with each committed batch, off the hot path (a queue and a worker thread).
-        self.telemetry = TelemetryExporter(self.engine, self.box, settings, route_deployments(lambda: self.routes))
+        # Langfuse / OTLP export: fed with each committed batch, off the hot path (a child process by default,
+        # so the SDKs' work does not hold this process's GIL; else a queue and a worker thread).
+        deployments = route_deployments(lambda: self.routes)
+        self.telemetry: TelemetryExporter | ExportProcess = (
+            ExportProcess(self.engine, self.box, settings, deployments)
+            if settings.telemetry_process
+            else TelemetryExporter(self.engine, self.box, settings, deployments)
+        )
         self.log.on_written(self.telemetry.offer)
         self.auth_failures = AuthFailures()
         self._tasks: list[asyncio.Task[None]] = []

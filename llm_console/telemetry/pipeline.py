@@ -91,6 +91,8 @@ class TelemetryExporter:
         self.active = False
         self.handed = 0  # calls the worker finished with (exported, sampled out or dropped), for tests
         self._offered = 0
+        self._pending_drops = 0  # dropped before the sinks' settings were read
+        self._drops_lock = threading.Lock()
 
     def offer(self, batch: Sequence[LogRecord]) -> None:
         """The log writer's listener: queue the batch for the worker; never blocks, never raises."""
@@ -98,15 +100,22 @@ class TelemetryExporter:
             return
         room = self._limit - len(self._queue)
         if room < len(batch):
-            lost = len(batch) - max(room, 0)
-            for name in self._rates:
-                self.counters[name].dropped(
-                    lost, f"The export queue ({self._limit} calls) was full; calls were dropped."
-                )
+            self.queue_full(len(batch) - max(room, 0))
             batch = batch[: max(room, 0)]
         self._queue.extend(batch)
         self._offered += len(batch)
         self._wake.set()
+
+    def queue_full(self, calls: int) -> None:
+        """Count `calls` dropped for want of room (here, or in the gateway process feeding a child) against
+        every sink that is on; until the sinks' settings are read, keep the count for then."""
+        with self._drops_lock:
+            if not self._configs:
+                self._pending_drops += calls
+                return
+            calls, self._pending_drops = calls + self._pending_drops, 0
+        for name in self._rates:
+            self.counters[name].dropped(calls, f"The export queue ({self._limit} calls) was full; calls were dropped.")
 
     def offer_scores(self, scores: Sequence[ScoreRecord]) -> None:
         """Queue feedback scores for Langfuse (the feedback endpoint calls it after committing them);
@@ -126,6 +135,9 @@ class TelemetryExporter:
         self._wake.set()
 
     async def start(self) -> None:
+        self.start_thread()
+
+    def start_thread(self) -> None:
         self._stopping.clear()
         self._reload.set()
         self.active = True
@@ -135,12 +147,15 @@ class TelemetryExporter:
     async def stop(self) -> None:
         """Export what is queued, flush the SDKs and write the status; gives up after STOP_GRACE_S plus the
         exporters' timeout (the thread is a daemon: an unreachable endpoint cannot hold the exit)."""
+        await asyncio.to_thread(self.stop_thread, STOP_GRACE_S + self._settings.telemetry_export_timeout_s)
+
+    def stop_thread(self, timeout_s: float) -> None:
         thread, self._thread = self._thread, None
         if thread is None:
             return
         self._stopping.set()
         self._wake.set()
-        await asyncio.to_thread(thread.join, STOP_GRACE_S + self._settings.telemetry_export_timeout_s)
+        thread.join(timeout_s)
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """True once every offered call was handled by the worker (tests; the SDKs may still be sending)."""
@@ -233,6 +248,8 @@ class TelemetryExporter:
                 self._open_sink(name, cfg)
         self._rates = {name: self._configs[name].sample_rate for name in self.sinks}
         self.active = bool(self.sinks)
+        if self._pending_drops:
+            self.queue_full(0)
         return True
 
     def _open_sink(self, name: str, cfg: LangfuseConfig | OtlpConfig) -> None:
