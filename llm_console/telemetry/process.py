@@ -233,8 +233,10 @@ class ExportProcess:
                 log.warning("telemetry: the export process did not stop in time; terminated")
                 proc.terminate()
                 proc.join(2.0)
+        # The child read everything before "stop", or is dead: nothing left in the pipe is wanted, and waiting
+        # for the feeder thread to flush it into a pipe nobody reads would hang this process's shutdown.
+        inbox.cancel_join_thread()
         inbox.close()
-        inbox.join_thread()
 
     @property
     def handed(self) -> int:

@@ -135,3 +135,19 @@ def test_deployment_infos_pickle_for_the_child() -> None:
     assert pickle.loads(pickle.dumps(info)) == info
     record = calls(1)[0]
     assert pickle.loads(pickle.dumps(record)) == record
+
+
+async def test_stopping_after_the_child_died_does_not_wait_on_a_full_pipe(
+    engine: Engine, box: SecretBox, settings: Settings, receiver: Receiver, exporter: ExportProcess
+) -> None:
+    save_otlp(engine, box, settings, receiver.url)
+    await exporter.start()
+    child = exporter._proc
+    assert child is not None
+    child.kill()
+    await until("the child to die", lambda: not child.is_alive())
+    for _ in range(20):  # ~1 MB for a pipe of 64 KB that nobody reads: the feeder thread blocks on it
+        exporter._put(("calls", calls(30), 0))
+    started = time.monotonic()
+    await asyncio.wait_for(exporter.stop(), 20)
+    assert time.monotonic() - started < 10
