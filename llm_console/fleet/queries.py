@@ -7,6 +7,7 @@ loading timeline is built from container events (see `timeline`).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -528,8 +529,8 @@ def engine_workers(
     engine: Engine,
     start: datetime,
     end: datetime,
-    keys: Sequence[str],
     *,
+    keys: Sequence[str],
     now: datetime | None = None,
     stale_s: float = DEFAULT_STALE_S,
     max_points: int = 120,
@@ -556,29 +557,7 @@ def engine_workers(
     return EngineWorkers(start, end, bin_s, tuple(workers))
 
 
-def kv_cache(
-    engine: Engine,
-    start: datetime,
-    end: datetime,
-    *,
-    now: datetime | None = None,
-    stale_s: float = DEFAULT_STALE_S,
-    max_points: int = 120,
-) -> EngineWorkers:
-    """Per worker: KV-cache use and prefix-cache hit rate, now and over [start, end)."""
-    return engine_workers(engine, start, end, KV_KEYS, now=now, stale_s=stale_s, max_points=max_points)
-
-
-def queue_depth(
-    engine: Engine,
-    start: datetime,
-    end: datetime,
-    *,
-    now: datetime | None = None,
-    stale_s: float = DEFAULT_STALE_S,
-    max_points: int = 120,
-    alias: str = "",
-) -> EngineWorkers:
-    """Per worker (serving `alias` when given): requests waiting and running in its engine, now and over
-    [start, end), as its `/metrics` reported them."""
-    return engine_workers(engine, start, end, QUEUE_KEYS, now=now, stale_s=stale_s, max_points=max_points, alias=alias)
+# Per worker: KV-cache use and prefix-cache hit rate (the KV-cache page); requests waiting and running, as the
+# engine's `/metrics` reported them (the Usage page, narrowed to an alias's deployments when given).
+kv_cache = functools.partial(engine_workers, keys=KV_KEYS)
+queue_depth = functools.partial(engine_workers, keys=QUEUE_KEYS)
