@@ -62,10 +62,11 @@ def lines(data: Any, x_key: str, series: list[tuple[str, str, str]], height: int
 
 
 def slot_lines(
-    data: Any, names: Any, slots: int, *, unit: str = "", dots: bool = False, height: int = 240
+    data: Any, names: Any, slots: int, *, unit: str = "", dots: bool | rx.Var[bool] = False, height: int = 240
 ) -> rx.Component:
     """One line per named slot `s0..s{slots-1}` (GPUs, workers, score names); unnamed slots stay out of the
-    legend, and gaps are bridged (a slot may have no value in a bucket)."""
+    legend, and gaps are bridged (a slot may have no value in a bucket). `dots` may be a Var (e.g. "few
+    points", where a line of one point would draw nothing)."""
     return rx.recharts.line_chart(
         *[
             rx.recharts.line(

@@ -106,7 +106,13 @@ def usage() -> rx.Component:
                 rx.cond(
                     UsageState.queue_chart,
                     rx.box(
-                        slot_lines(UsageState.queue_chart, UsageState.queue_names, QUEUE_SLOTS, height=180),
+                        slot_lines(
+                            UsageState.queue_chart,
+                            UsageState.queue_names,
+                            QUEUE_SLOTS,
+                            height=180,
+                            dots=UsageState.queue_chart.length() < 3,  # one point draws no line: show it
+                        ),
                         width="100%",
                         id="chart-queue-depth",
                         class_name="chart",

@@ -209,9 +209,10 @@ def test_the_usage_page_shows_each_engines_queue(page: Page, console: Console, f
         "href", f"{routes.FLEET_DEPLOYMENT}?deployment={fleet.deployment_id}"
     )
     expect(queue).to_contain_text("ok", timeout=WAIT_MS)
-    # The chart names the engine once it has a sample in the range (over 24 h one bin may hold them all, and a
-    # line of one point draws no path, so the legend is what is checked).
-    expect(page.locator("#chart-queue-depth .recharts-legend-wrapper")).to_contain_text(
-        fleet.deployment, timeout=WAIT_MS
-    )
+    # The chart names the engine once it has a sample in the range, and draws it: a line, or while the range
+    # holds fewer than 3 bins (over 24 h one bin may hold every sample so far) dots, as a one-point line has no path.
+    chart = page.locator("#chart-queue-depth")
+    expect(chart.locator(".recharts-legend-wrapper")).to_contain_text(fleet.deployment, timeout=WAIT_MS)
+    drawn = chart.locator(".recharts-line-dot, .recharts-line-curve[d^='M']")
+    expect(drawn.first).to_be_attached(timeout=WAIT_MS)
     assert_accessible(page, f"{routes.USAGE} with an engine's queue")
