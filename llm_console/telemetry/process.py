@@ -33,7 +33,7 @@ from llm_console.db.records import LogRecord
 from llm_console.settings import Settings
 from llm_console.telemetry.config import load_config
 from llm_console.telemetry.convert import DeploymentInfo, ScoreRecord
-from llm_console.telemetry.pipeline import STOP_GRACE_S, Deployments, TelemetryExporter
+from llm_console.telemetry.pipeline import CONFIG_RETRY_S, STOP_GRACE_S, Deployments, TelemetryExporter
 
 log = logging.getLogger("llm_console.telemetry")
 POLL_S = 0.5  # the child's wait for a message, between checks that its parent still runs
@@ -158,8 +158,9 @@ class ExportProcess:
     async def start(self) -> None:
         try:
             await self._apply()  # the child is running before the first call when a sink is on
-        except Exception as exc:  # the database may be away: the supervisor tries again at the next change
+        except Exception as exc:  # the database may be away: the supervisor tries again
             log.warning("telemetry: the export settings could not be read (%s)", type(exc).__name__)
+            self._check.set()
         self._task = asyncio.create_task(self._supervise(), name="llmc-telemetry-process")
 
     async def stop(self) -> None:
@@ -180,8 +181,10 @@ class ExportProcess:
                 await asyncio.sleep(max(0.0, self._died_at + RESTART_AFTER_S - time.monotonic()))
             try:
                 await self._apply()
-            except Exception as exc:  # the database may be away: try again at the next change
+            except Exception as exc:  # the database may be away: try again after a while, or at the next change
                 log.warning("telemetry: the export settings could not be read (%s)", type(exc).__name__)
+                await asyncio.sleep(CONFIG_RETRY_S)
+                self._check.set()
 
     async def _apply(self) -> None:
         wanted = await asyncio.to_thread(self._wanted)

@@ -151,3 +151,29 @@ async def test_stopping_after_the_child_died_does_not_wait_on_a_full_pipe(
     started = time.monotonic()
     await asyncio.wait_for(exporter.stop(), 20)
     assert time.monotonic() - started < 10
+
+
+async def test_settings_unreadable_at_start_are_read_again_later(
+    engine: Engine,
+    box: SecretBox,
+    settings: Settings,
+    receiver: Receiver,
+    exporter: ExportProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    save_otlp(engine, box, settings, receiver.url)
+    monkeypatch.setattr("llm_console.telemetry.process.CONFIG_RETRY_S", 0.2)
+    real, failures = ExportProcess._wanted, [1]
+
+    def database_away_once(self: ExportProcess) -> bool:
+        if failures:
+            failures.pop()
+            raise ConnectionError("database away")
+        return real(self)
+
+    monkeypatch.setattr(ExportProcess, "_wanted", database_away_once)
+    await exporter.start()  # no audit event will follow: the retry alone must start the child
+    assert exporter.active is False
+    await until("the export process after the retry", lambda: exporter.active)
+    exporter.offer(calls(1))
+    await asyncio.to_thread(receiver.wait_spans, OTLP_PATH, 4)
