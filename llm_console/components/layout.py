@@ -99,7 +99,7 @@ def header(title: str) -> rx.Component:
         rx.heading(title, size="6", as_="h1"),
         rx.spacer(),
         rx.badge(SessionState.role, variant="soft"),
-        rx.text(SessionState.email, size="2", color=rx.color("gray", 11)),
+        rx.text(SessionState.email, size="2", color=rx.color("gray", 11), id="signed-in-as"),
         rx.color_mode.button(aria_label="Toggle dark mode"),
         native_form(
             rx.button("Sign out", type="submit", variant="outline", size="1"),
