@@ -99,6 +99,7 @@ class ExportProcess:
         self._died_at = 0.0
         self._lock = threading.Lock()  # start/stop from the supervisor thread against `offer` on the loop
         self._check = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self.active = False  # a sink is on: calls are handed to the child
 
@@ -130,10 +131,16 @@ class ExportProcess:
             self._put(("scores", list(scores)))
 
     def config_changed(self) -> None:
-        """Tell the child, and check whether a sink is still (or now) on."""
+        """Tell the child, and check whether a sink is still (or now) on (callable from any thread: the console's
+        handlers may run in one)."""
         if self._proc is not None:
             self._put(("reload",))
-        self._check.set()
+        self._wake_supervisor()
+
+    def _wake_supervisor(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._check.set)
 
     def _send_deployments(self) -> None:
         current = self._deployments()
@@ -151,11 +158,12 @@ class ExportProcess:
         if self._proc is not None and not self._proc.is_alive() and self._died_at == 0.0:
             self._died_at = time.monotonic()
             log.warning("telemetry: the export process exited (code %s); it is started again", self._proc.exitcode)
-            self._check.set()
+            self._wake_supervisor()
 
     # Starting and stopping the child (the supervisor task, off the hot path).
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         try:
             await self._apply()  # the child is running before the first call when a sink is on
         except Exception as exc:  # the database may be away: the supervisor tries again

@@ -177,3 +177,13 @@ async def test_settings_unreadable_at_start_are_read_again_later(
     await until("the export process after the retry", lambda: exporter.active)
     exporter.offer(calls(1))
     await asyncio.to_thread(receiver.wait_spans, OTLP_PATH, 4)
+
+
+async def test_a_change_announced_from_another_thread_starts_the_child(
+    engine: Engine, box: SecretBox, settings: Settings, receiver: Receiver, exporter: ExportProcess
+) -> None:
+    await exporter.start()
+    assert exporter.active is False
+    save_otlp(engine, box, settings, receiver.url)
+    await asyncio.to_thread(exporter.config_changed)  # as a console handler running in a worker thread would
+    await until("the export process", lambda: exporter.active)
