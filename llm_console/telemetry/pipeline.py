@@ -49,18 +49,18 @@ Deployments = Callable[[], Mapping[int, DeploymentInfo]]
 
 def route_deployments(table: Callable[[], RouteTable]) -> Deployments:
     """Deployment names, providers and addresses from the gateway's current route table, rebuilt only when
-    the table object changes (each reload replaces it)."""
+    the table object changes (each reload replaces it). Each rebuild is a new mapping, so a reader can tell
+    by identity that it changed (the export process is sent it again)."""
     seen: list[RouteTable] = []
-    infos: dict[int, DeploymentInfo] = {}
+    infos: list[Mapping[int, DeploymentInfo]] = [{}]
 
     def current() -> Mapping[int, DeploymentInfo]:
         routes = table()
         if not seen or seen[0] is not routes:
             targets = routes.targets()
-            infos.clear()
-            infos.update({i: DeploymentInfo.of(t.deployment, t.kind, t.api_base) for i, t in targets.items()})
+            infos[0] = {i: DeploymentInfo.of(t.deployment, t.kind, t.api_base) for i, t in targets.items()}
             seen[:] = [routes]
-        return infos
+        return infos[0]
 
     return current
 

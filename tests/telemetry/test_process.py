@@ -8,6 +8,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -18,6 +20,8 @@ from llm_console.db.records import LogRecord
 from llm_console.services import telemetry_admin as admin
 from llm_console.settings import Settings
 from llm_console.telemetry.config import LANGFUSE, OTLP
+from llm_console.telemetry.convert import DeploymentInfo
+from llm_console.telemetry.pipeline import route_deployments
 from llm_console.telemetry.process import ExportProcess
 from llm_console.telemetry.status import read_status
 from tests.telemetry.conftest import SECRET_KEY, make_settings
@@ -187,3 +191,39 @@ async def test_a_change_announced_from_another_thread_starts_the_child(
     save_otlp(engine, box, settings, receiver.url)
     await asyncio.to_thread(exporter.config_changed)  # as a console handler running in a worker thread would
     await until("the export process", lambda: exporter.active)
+
+
+def test_route_deployments_gives_a_new_mapping_per_route_table() -> None:
+    """The export process is sent the deployments again when the mapping object changes, so each reload of
+    the route table must give a new one (it was one dict updated in place: the child kept the first names)."""
+
+    def table(name: str) -> Any:
+        target = SimpleNamespace(deployment=name, kind="openai", api_base="http://10.0.0.5:8001/v1")
+        return SimpleNamespace(targets=lambda: {7: target})
+
+    current = [table("llama@sim")]
+    deployments = route_deployments(lambda: current[0])
+    first = deployments()
+    assert deployments() is first and first[7].name == "llama@sim"  # same table: same mapping, not rebuilt
+    current[0] = table("llama@sim-2")
+    second = deployments()
+    assert second is not first and second[7].name == "llama@sim-2" and first[7].name == "llama@sim"
+
+
+async def test_renamed_deployments_reach_the_child(
+    engine: Engine, box: SecretBox, settings: Settings, receiver: Receiver
+) -> None:
+    save_otlp(engine, box, settings, receiver.url)
+    current = [DEPLOYMENTS]
+    exp = ExportProcess(engine, box, settings, lambda: current[0])
+    await exp.start()
+    try:
+        exp.offer(calls(1))
+        await asyncio.to_thread(receiver.wait_spans, OTLP_PATH, 4)
+        current[0] = {7: DeploymentInfo.of("llama@renamed", "openai", "http://10.0.0.5:8001/v1")}
+        exp.offer(calls(1, 1))
+        spans = await asyncio.to_thread(receiver.wait_spans, OTLP_PATH, 8)
+    finally:
+        await exp.stop()
+    names = {s.attributes["llm_console.deployment"] for s in spans if s.parent_span_id == ""}
+    assert names == {"llama@sim", "llama@renamed"}
