@@ -151,7 +151,7 @@ class ExportProcess:
     def _put(self, message: tuple[Any, ...]) -> None:
         try:
             self._inbox.put_nowait(message)
-        except Exception as exc:  # the child is gone or stopping: what was in flight is lost, and counted there
+        except Exception as exc:  # the queue was closed (the child is stopping): the message is lost
             log.warning("telemetry: the export process did not take a message (%s)", type(exc).__name__)
 
     def _child_gone(self) -> None:
@@ -253,11 +253,6 @@ class ExportProcess:
     def handed(self) -> int:
         """Calls the current child has finished with (exported, sampled out or dropped)."""
         return int(self._handled.value) if self._handled is not None else 0
-
-    @property
-    def sent(self) -> int:
-        """Calls handed to the current child."""
-        return self._sent
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """True once the child handled every call sent to it (tests; the SDKs may still be sending)."""
